@@ -1,0 +1,29 @@
+//! gostint's core: the domain types of a job (ids, statuses, the job document, secret and
+//! image references, content and secrets-file handling) and the port traits the adapters
+//! implement ([`JobStore`], [`ContainerRuntime`], [`JobVault`]).
+//!
+//! It must not depend on sqlx, bollard, axum or an HTTP client. Start with [`JobStatus`]
+//! (the state machine), [`SubmitRequest`] (what a requestor sends) and [`resolve()`] (how a
+//! node layers the fields before a run).
+#![warn(missing_docs)]
+
+pub mod content;
+mod ids;
+mod job;
+mod ports;
+mod refs;
+mod resolve;
+pub mod secrets;
+mod status;
+mod time;
+
+pub use ids::{InvalidJobId, JobId, NodeId, Owner};
+pub use job::{JobDefinition, JobRecord, NewJob, Outcome, SubmitError, SubmitRequest};
+pub use ports::*;
+pub use refs::{
+    ImageRef, InvalidImageRef, InvalidPullPolicy, InvalidSecretFileType, PullPolicy, SecretFileType, SecretRef,
+    UnparseableSecretRef,
+};
+pub use resolve::{resolve, ResolveError, ResolvedJob};
+pub use status::{InvalidTransition, JobEvent, JobStatus, UnknownStatus};
+pub use time::Timestamp;

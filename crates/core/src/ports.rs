@@ -1,0 +1,316 @@
+//! The port traits: what the worker and the API need from a store, a container engine and
+//! Vault. Adapters live in their own crates; nothing here knows sqlx, bollard or HTTP.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::{ImageRef, JobId, JobRecord, JobStatus, NewJob, NodeId, Outcome, Owner, PullPolicy, Timestamp};
+
+// ---------------------------------------------------------------- store
+
+/// A store failure (the API answers 500 and logs the chain).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed.
+    #[error("job store failure: {0}")]
+    Backend(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A row could not be read back into a job.
+    #[error("job store holds a malformed row: {0}")]
+    Corrupt(String),
+}
+
+/// What `delete` did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DeleteOutcome {
+    /// Removed (a queued job is thereby cancelled).
+    Deleted,
+    /// No such job (or not the caller's).
+    NotFound,
+    /// `running` or `stopping`: refused.
+    Active,
+}
+
+/// What `request_kill` found and did.
+#[derive(Debug, PartialEq, Eq)]
+pub struct KillOutcome {
+    /// The status before the call (the API answers it).
+    pub previous: JobStatus,
+    /// The container, if one was created.
+    pub container_id: String,
+}
+
+/// Which jobs a caller may see.
+#[derive(Debug, Clone)]
+pub enum Visibility<'a> {
+    /// An admin: every job.
+    All,
+    /// Only jobs submitted by this owner.
+    Owner(&'a Owner),
+}
+
+/// The job store: queues, job rows and their life cycle. Every method is one atomic step.
+#[async_trait]
+pub trait JobStore: Send + Sync + 'static {
+    /// Stores a `queued` job at the tail of its queue.
+    async fn enqueue(&self, job: NewJob) -> Result<(), StoreError>;
+
+    /// Claims the head of every queue that has no `running`/`stopping` job, oldest queue
+    /// heads first, at most `max` jobs: each becomes `running` with `node_uuid` = `node`
+    /// and `started` = `now`. Never two active jobs in one queue; FIFO per queue by
+    /// `submitted`, ties by insertion order; a busy queue never blocks another.
+    async fn claim(&self, node: &NodeId, max: usize, now: Timestamp) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// One job, whoever owns it.
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError>;
+
+    /// Records the resolved image and the created container of a running job.
+    async fn set_container(&self, id: &JobId, image: &str, container_id: &str) -> Result<(), StoreError>;
+
+    /// Blanks the wrapping token once it has been spent.
+    async fn clear_wrap_secret_id(&self, id: &JobId) -> Result<(), StoreError>;
+
+    /// Ends a job that `node` owns (`running`, `stopping`, or `unknown` if it came back):
+    /// writes the outcome and `ended`, and blanks `payload`, `wrap_secret_id` and the
+    /// definition's `content` and `env_vars`. Returns false if the job was not in such a
+    /// state (already final, deleted, or owned elsewhere).
+    async fn finish(&self, id: &JobId, node: &NodeId, outcome: Outcome, ended: Timestamp) -> Result<bool, StoreError>;
+
+    /// Asks for a kill: a `queued` job becomes `failed` / `job killed` at once; otherwise
+    /// the flag is set. `None` if the job does not exist or is not visible.
+    async fn request_kill(
+        &self,
+        id: &JobId,
+        who: Visibility<'_>,
+        now: Timestamp,
+    ) -> Result<Option<KillOutcome>, StoreError>;
+
+    /// Marks a running job `stopping` (the owner's kill loop does this before stopping the
+    /// container). Returns false if it was not `running`.
+    async fn mark_stopping(&self, id: &JobId) -> Result<bool, StoreError>;
+
+    /// The jobs `node` owns that are `running` with `kill_requested` set.
+    async fn kills_pending(&self, node: &NodeId) -> Result<Vec<JobRecord>, StoreError>;
+
+    /// Deletes a job outside `running`/`stopping` in one conditional statement.
+    async fn delete(&self, id: &JobId, who: Visibility<'_>) -> Result<DeleteOutcome, StoreError>;
+
+    /// A page of the jobs `who` may see, newest first (ties: later insertion first), and
+    /// how many such jobs there are in all.
+    async fn list(&self, who: Visibility<'_>, skip: u64, limit: u64) -> Result<(Vec<JobRecord>, u64), StoreError>;
+
+    /// Jobs per status over the whole store.
+    async fn count_by_status(&self) -> Result<HashMap<JobStatus, u64>, StoreError>;
+
+    /// `running` + `stopping` jobs owned by `node`.
+    async fn count_active_on(&self, node: &NodeId) -> Result<u64, StoreError>;
+
+    /// Deletes final jobs whose `ended` is before `cutoff`; returns how many.
+    async fn purge_ended_before(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
+}
+
+// ---------------------------------------------------------------- container runtime
+
+/// Everything a job container may be given; privileged mode, host mounts (beyond the
+/// read-only Vault CA) and the Docker socket cannot be expressed.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerSpec {
+    /// Image reference as the engine resolves it.
+    pub image: String,
+    /// Docker `Entrypoint`, only if non-empty.
+    pub entrypoint: Vec<String>,
+    /// Docker `Cmd`, only if non-empty.
+    pub cmd: Vec<String>,
+    /// Docker `WorkingDir`, only if non-empty.
+    pub working_dir: String,
+    /// `NAME=value` entries.
+    pub env: Vec<String>,
+    /// Docker `Tty`.
+    pub tty: bool,
+    /// `uid:gid` (always `2001:2001` for jobs).
+    pub user: String,
+    /// Container labels (`gostint.job_id`, `gostint.node_uuid`).
+    pub labels: Vec<(String, String)>,
+    /// A host file bound read-only at the same path (`VAULT_CACERT`).
+    pub ca_bind: Option<String>,
+}
+
+/// What a container printed.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerLogs {
+    /// stdout, or the combined stream of a tty container.
+    pub stdout: Vec<u8>,
+    /// stderr (empty for tty).
+    pub stderr: Vec<u8>,
+}
+
+/// The engine facts the health map shows.
+#[derive(Clone, Debug, Default)]
+pub struct EngineInfo {
+    /// All containers.
+    pub containers: i64,
+    /// Running containers.
+    pub containers_running: i64,
+    /// Paused containers.
+    pub containers_paused: i64,
+    /// Stopped containers.
+    pub containers_stopped: i64,
+    /// Images.
+    pub images: i64,
+    /// Memory in bytes.
+    pub mem_total: i64,
+    /// e.g. `x86_64`.
+    pub architecture: String,
+    /// e.g. `Debian GNU/Linux 12 (bookworm)`.
+    pub operating_system: String,
+}
+
+/// How a runtime failure should be treated (never decided by matching message text).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RuntimeErrorKind {
+    /// The image is not on the engine and could not be pulled.
+    ImageMissing,
+    /// No such container.
+    NotFound,
+    /// The engine could not be reached or timed out: worth a retry.
+    Transient,
+    /// Anything else the engine refused.
+    Other,
+}
+
+/// A container engine failure; `message` is the engine's own text (shown in job output).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RuntimeError {
+    /// How to treat it.
+    pub kind: RuntimeErrorKind,
+    /// The engine's message.
+    pub message: String,
+}
+
+impl RuntimeError {
+    /// Builds an error of a kind.
+    pub fn new(kind: RuntimeErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+}
+
+/// The container engine (one shared client per process).
+#[async_trait]
+pub trait ContainerRuntime: Send + Sync + 'static {
+    /// Makes sure the image is on the engine: pulls when absent, or always with
+    /// `PullPolicy::Always`. Retries only transient errors.
+    async fn ensure_image(&self, image: &ImageRef, policy: PullPolicy) -> Result<(), RuntimeError>;
+    /// Creates (does not start) a container; returns its id.
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
+    /// One file from the container's filesystem, `None` if absent.
+    async fn read_file(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>, RuntimeError>;
+    /// Unpacks a tar (plain or gzip) at `/` in the container.
+    async fn put_archive(&self, id: &str, tar: Vec<u8>) -> Result<(), RuntimeError>;
+    /// Starts the container.
+    async fn start(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Waits for it to exit; returns the exit code.
+    async fn wait(&self, id: &str) -> Result<i64, RuntimeError>;
+    /// Its output after exit; demultiplexed unless `tty`. Keeps at most the last
+    /// `max_bytes` of each stream (and says whether it cut).
+    async fn logs(&self, id: &str, tty: bool, max_bytes: usize) -> Result<ContainerLogs, RuntimeError>;
+    /// Stops with a grace period, then kills; "not running" is not an error.
+    async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError>;
+    /// Removes the container and its anonymous volumes, forcibly; absent is not an error.
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError>;
+    /// Engine facts for the health map.
+    async fn info(&self) -> Result<EngineInfo, RuntimeError>;
+    /// Removes every container whose label `key` has `value`; returns how many.
+    async fn remove_labelled(&self, key: &str, value: &str) -> Result<u64, RuntimeError>;
+}
+
+// ---------------------------------------------------------------- vault
+
+/// What `auth/token/lookup-self` says of a caller's token.
+#[derive(Clone, Debug, Default)]
+pub struct TokenInfo {
+    /// `data.entity_id` (may be empty).
+    pub entity_id: String,
+    /// `data.accessor`.
+    pub accessor: String,
+    /// `data.policies` ∪ `data.identity_policies`.
+    pub policies: Vec<String>,
+}
+
+impl TokenInfo {
+    /// The tenant: `entity_id`, or `accessor:<accessor>` for a token without an entity.
+    pub fn owner(&self) -> Owner {
+        if self.entity_id.is_empty() {
+            Owner::new(format!("accessor:{}", self.accessor))
+        } else {
+            Owner::new(self.entity_id.clone())
+        }
+    }
+
+    /// Whether the token may see every job (`root`, or the admin policy).
+    pub fn is_admin(&self, admin_policy: &str) -> bool {
+        self.policies.iter().any(|p| p == "root" || p == admin_policy)
+    }
+}
+
+/// A secret as read from Vault.
+#[derive(Clone, Debug, Default)]
+pub struct SecretData {
+    /// The key/value data (for KV v2 the inner `data.data`).
+    pub data: serde_json::Map<String, serde_json::Value>,
+    /// Vault's `warnings`.
+    pub warnings: Vec<String>,
+}
+
+/// How a Vault failure should be treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VaultErrorKind {
+    /// Vault answered 4xx: the token or request was refused.
+    Denied,
+    /// Vault could not be reached, timed out, or answered 5xx.
+    Unavailable,
+    /// Vault answered something gostint cannot use.
+    Invalid,
+}
+
+/// A Vault failure. `message` is for logs and job output: it never holds a token.
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct VaultError {
+    /// How to treat it.
+    pub kind: VaultErrorKind,
+    /// What went wrong (Vault's `errors`, or the transport error), without tokens.
+    pub message: String,
+}
+
+impl VaultError {
+    /// Builds an error of a kind.
+    pub fn new(kind: VaultErrorKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+}
+
+/// The Vault calls gostint's server makes (SPEC.md §4). Tokens pass through as `&str`
+/// and are never logged.
+#[async_trait]
+pub trait JobVault: Send + Sync + 'static {
+    /// `GET auth/token/lookup-self` with `token`.
+    async fn lookup_self(&self, token: &str) -> Result<TokenInfo, VaultError>;
+    /// `GET <path>` with `token` (a cubbyhole read); `Ok(None)` when nothing is stored.
+    async fn read_cubbyhole(
+        &self,
+        token: &str,
+        path: &str,
+    ) -> Result<Option<serde_json::Map<String, serde_json::Value>>, VaultError>;
+    /// `PUT sys/wrapping/unwrap` authenticated by the wrapping token itself; returns `data`.
+    async fn unwrap(&self, wrap_token: &str) -> Result<serde_json::Map<String, serde_json::Value>, VaultError>;
+    /// `PUT auth/approle/login`; `Ok(None)` when the answer has no `auth`.
+    async fn approle_login(&self, role_id: &str, secret_id: &str) -> Result<Option<String>, VaultError>;
+    /// `PUT transit/decrypt/<key>`; returns `data.plaintext` (base64).
+    async fn transit_decrypt(&self, token: &str, key: &str, ciphertext: &str) -> Result<String, VaultError>;
+    /// `GET <path>` with `token`; KV v2 unwrapped to `data.data`; `Ok(None)` on 404.
+    async fn read_secret(&self, token: &str, path: &str) -> Result<Option<SecretData>, VaultError>;
+    /// `PUT auth/token/revoke-self`.
+    async fn revoke_self(&self, token: &str) -> Result<(), VaultError>;
+}
