@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::{JobId, JobStatus, NodeId, Owner, Timestamp};
+use crate::{JobId, JobStatus, Owner, Timestamp};
 
 /// Go's decoder turns `null` into the zero value; serde would refuse it. Keep Go's
 /// behaviour so existing requestors that send `"run": null` still work.

@@ -1,0 +1,423 @@
+//! One job's run, step by step, with the contract's status and message for each failure.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use gostint_core::content::{parse_metadata, patch_passwd, single_file_tar};
+use gostint_core::secrets::render_secrets;
+use gostint_core::{
+    resolve, ContainerRuntime, ContainerSpec, JobDefinition, JobRecord, JobStatus, JobStore, JobVault, NodeId,
+    Outcome, ResolvedJob, SecretRef, Timestamp,
+};
+use tracing::{info, warn};
+
+/// What the pipeline needs besides the ports.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// This node.
+    pub node: NodeId,
+    /// The job AppRole's role_id.
+    pub role_id: String,
+    /// Transit key for payloads.
+    pub role_name: Option<String>,
+    /// gostint's `VAULT_ADDR`, injected into jobs.
+    pub vault_addr: String,
+    /// gostint's `VAULT_CACERT`, bound and injected.
+    pub vault_cacert: Option<String>,
+    /// Give the container the job token.
+    pub inject_token: bool,
+    /// Cap per stored stream.
+    pub max_output: usize,
+    /// Run limit.
+    pub job_timeout: Option<Duration>,
+    /// Stop grace for timeouts.
+    pub kill_grace: Duration,
+    /// Unpacked-content cap.
+    pub max_content_unpacked: u64,
+}
+
+/// The ports a run uses.
+#[derive(Clone)]
+pub struct Ports {
+    /// Job store.
+    pub store: Arc<dyn JobStore>,
+    /// Container engine.
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// Vault.
+    pub vault: Arc<dyn JobVault>,
+}
+
+const ALERT_UNWRAP: &str = "Request failed to unwrap the token to retrieve the SecretID - POSSIBLE SECURITY/INTERCEPTION ALERT!!!: THIS REQUEST MAY HAVE BEEN TAMPERED WITH, error: ";
+
+/// What must be cleaned up after a run, whatever happened.
+#[derive(Default)]
+struct Leftovers {
+    container_id: Option<String>,
+    job_token: Option<String>,
+}
+
+/// Runs one claimed job to its outcome and writes it; removes the container and revokes the
+/// job token on every path. Never panics on job input.
+pub async fn run_job(ports: &Ports, cfg: &PipelineConfig, job: JobRecord) {
+    let mut left = Leftovers::default();
+    let outcome = execute(ports, cfg, &job, &mut left).await;
+    if let Some(id) = &left.container_id {
+        if let Err(e) = ports.runtime.remove(id).await {
+            warn!(job_id = %job.id, container_id = %id, error = %e, "container removal failed");
+        }
+    }
+    if let Some(token) = &left.job_token {
+        if let Err(e) = ports.vault.revoke_self(token).await {
+            warn!(job_id = %job.id, error = %e, "job token revocation failed");
+        }
+    }
+    record(ports, cfg, &job, outcome).await;
+}
+
+/// Writes the outcome; retries, and if the outcome itself cannot be stored (it should
+/// always fit, output is capped) stores a short `failed` so a job never stays `running`.
+async fn record(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, outcome: Outcome) {
+    let status = outcome.status;
+    let mut last_err = None;
+    for attempt in 0..3u32 {
+        match ports.store.finish(&job.id, &cfg.node, outcome.clone(), Timestamp::now()).await {
+            Ok(true) => {
+                info!(job_id = %job.id, status = %status, return_code = outcome.return_code, "job ended");
+                return;
+            }
+            Ok(false) => {
+                // Deleted, or already final: nothing to write.
+                info!(job_id = %job.id, "job no longer ours to finish");
+                return;
+            }
+            Err(e) => {
+                warn!(job_id = %job.id, attempt, error = %e, "storing the job outcome failed");
+                last_err = Some(e.to_string());
+                tokio::time::sleep(Duration::from_millis(200 * (1 << attempt))).await;
+            }
+        }
+    }
+    let fallback = Outcome::message(
+        JobStatus::Failed,
+        format!("gostint could not store the job's result: {}", last_err.unwrap_or_default()),
+    );
+    for attempt in 0..5u32 {
+        match ports.store.finish(&job.id, &cfg.node, fallback.clone(), Timestamp::now()).await {
+            Ok(_) => return,
+            Err(e) => {
+                warn!(job_id = %job.id, attempt, error = %e, "storing the fallback outcome failed");
+                tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+            }
+        }
+    }
+    tracing::error!(job_id = %job.id, "job left running: the store refuses every write");
+}
+
+fn failed(msg: impl Into<String>) -> Outcome {
+    Outcome::message(JobStatus::Failed, msg)
+}
+
+fn not_authorised(msg: impl Into<String>) -> Outcome {
+    Outcome::message(JobStatus::NotAuthorised, msg)
+}
+
+async fn kill_requested(ports: &Ports, job: &JobRecord) -> bool {
+    match ports.store.get(&job.id).await {
+        Ok(Some(j)) => j.kill_requested,
+        // Deleted meanwhile: treat as killed, nobody is waiting for it.
+        Ok(None) => true,
+        Err(e) => {
+            warn!(job_id = %job.id, error = %e, "could not re-read the kill flag");
+            false
+        }
+    }
+}
+
+async fn execute(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, left: &mut Leftovers) -> Outcome {
+    // 0. Killed while queued but claimed before the kill landed.
+    if job.kill_requested {
+        return failed("job killed");
+    }
+
+    // 1–2. Become the job AppRole.
+    let token = match login(ports, cfg, job).await {
+        Ok(t) => t,
+        Err(o) => return o,
+    };
+    left.job_token = Some(token.clone());
+
+    // 3. Decrypt the payload, if any.
+    let payload_def = match &job.payload {
+        Some(ct) if !ct.is_empty() => match decrypt_payload(ports, cfg, &token, ct, &job.qname).await {
+            Ok(d) => Some(d),
+            Err(o) => return o,
+        },
+        _ => None,
+    };
+
+    // Layer and validate before any Docker call.
+    let resolved = match resolve(&job.definition, payload_def.as_ref(), cfg.max_content_unpacked) {
+        Ok(r) => r,
+        Err(e) => return failed(e.to_string()),
+    };
+
+    if let Err(e) = ports.runtime.ensure_image(&resolved.image, resolved.pull_policy).await {
+        return failed(e.to_string());
+    }
+
+    // Create and record the container.
+    let spec = container_spec(cfg, job, &resolved, &token);
+    let container_id = match ports.runtime.create(&spec).await {
+        Ok(id) => id,
+        Err(e) => return failed(e.to_string()),
+    };
+    left.container_id = Some(container_id.clone());
+    if let Err(e) = ports.store.set_container(&job.id, &spec.image, &container_id).await {
+        warn!(job_id = %job.id, error = %e, "could not record the container id");
+    }
+
+    // The image's own metadata, then the secrets.
+    let image_refs = match ports.runtime.read_file(&container_id, "/gostint_image.yml").await {
+        Ok(None) => Vec::new(),
+        Ok(Some(bytes)) => match parse_metadata(&String::from_utf8_lossy(&bytes)) {
+            Ok(m) => m.secret_refs,
+            Err(e) => return failed(format!("Failed parsing yaml in gostint_image.yml: {e}")),
+        },
+        Err(e) => return failed(format!("Failed gostint_image.yml extraction tar: {e}")),
+    };
+    let refs = match resolved.secret_refs(&image_refs) {
+        Ok(r) => r,
+        Err(e) => return failed(e.to_string()),
+    };
+    let secrets = match read_secrets(ports, cfg, &token, &refs, resolved.cont_on_warnings).await {
+        Ok(s) => s,
+        Err(o) => return o,
+    };
+
+    // Copy content, secrets file and passwd entry in.
+    if let Err(msg) = copy_in(ports, &container_id, &resolved, &secrets).await {
+        return failed(format!("Run container failed: {msg}"));
+    }
+
+    // A kill between claim and start must not be lost.
+    if kill_requested(ports, job).await {
+        return failed("job killed");
+    }
+
+    run_container(ports, cfg, job, &container_id, resolved.tty).await
+}
+
+async fn login(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord) -> Result<String, Outcome> {
+    if job.wrap_secret_id.is_empty() {
+        return Err(not_authorised("Vault SecretID Wrapping Token was not provided in request"));
+    }
+    let unwrapped = ports.vault.unwrap(&job.wrap_secret_id).await;
+    // The wrapping token is single-use: spent (or dead) either way, so forget it.
+    if let Err(e) = ports.store.clear_wrap_secret_id(&job.id).await {
+        warn!(job_id = %job.id, error = %e, "could not blank the spent wrapping token");
+    }
+    let data = unwrapped.map_err(|e| {
+        warn!(job_id = %job.id, error = %e, alert = "interception", "wrapped secret id could not be unwrapped");
+        not_authorised(format!("{ALERT_UNWRAP}{e}"))
+    })?;
+    let Some(secret_id) = data.get("secret_id").and_then(|v| v.as_str()) else {
+        warn!(job_id = %job.id, alert = "interception", "wrapped response has no secret_id");
+        return Err(not_authorised(format!("{ALERT_UNWRAP}wrapped response has no secret_id")));
+    };
+    match ports.vault.approle_login(&cfg.role_id, secret_id).await {
+        Ok(Some(token)) => Ok(token),
+        Ok(None) => Err(not_authorised("Request's Vault AppRole authentication returned no Auth token")),
+        Err(e) => Err(not_authorised(format!("Request failed AppRole authentication with vault: {e}"))),
+    }
+}
+
+async fn decrypt_payload(
+    ports: &Ports,
+    cfg: &PipelineConfig,
+    token: &str,
+    ciphertext: &str,
+    qname: &str,
+) -> Result<JobDefinition, Outcome> {
+    let Some(key) = cfg.role_name.as_deref() else {
+        return Err(failed("Failed to decrypt payload via vault: GOSTINT_ROLENAME is not set on this gostint node"));
+    };
+    let plain_b64 = ports
+        .vault
+        .transit_decrypt(token, key, ciphertext)
+        .await
+        .map_err(|e| failed(format!("Failed to decrypt payload via vault: {e}")))?;
+    let compact: String = plain_b64.chars().filter(|c| !c.is_whitespace()).collect();
+    let json = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|e| failed(format!("Failed to decode payload content base64: {e}")))?;
+    let def: JobDefinition =
+        serde_json::from_slice(&json).map_err(|e| failed(format!("Failed unmarshaling json from payload: {e}")))?;
+    let payload_q = def.qname.to_lowercase();
+    if payload_q != qname.to_lowercase() {
+        return Err(failed(format!("payload qname and job request qname do not match: '{payload_q}' != '{qname}'")));
+    }
+    Ok(def)
+}
+
+fn container_spec(cfg: &PipelineConfig, job: &JobRecord, r: &ResolvedJob, token: &str) -> ContainerSpec {
+    let mut env = r.env_vars.clone();
+    env.push(format!("VAULT_ADDR={}", cfg.vault_addr));
+    env.push(format!("VAULT_CACERT={}", cfg.vault_cacert.as_deref().unwrap_or("")));
+    if cfg.inject_token {
+        env.push(format!("VAULT_TOKEN={token}"));
+    }
+    ContainerSpec {
+        image: r.image.to_string(),
+        entrypoint: r.entrypoint.clone(),
+        cmd: r.run.clone(),
+        working_dir: r.working_directory.clone(),
+        env,
+        tty: r.tty,
+        user: "2001:2001".into(),
+        labels: vec![
+            ("gostint.job_id".into(), job.id.to_string()),
+            ("gostint.node_uuid".into(), cfg.node.to_string()),
+        ],
+        ca_bind: cfg.vault_cacert.clone(),
+    }
+}
+
+/// A secret value as text: strings as they are, numbers and booleans as their JSON text.
+fn scalar(v: &serde_json::Value) -> Option<String> {
+    match v {
+        serde_json::Value::String(s) => Some(s.clone()),
+        serde_json::Value::Number(n) => Some(n.to_string()),
+        serde_json::Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+async fn read_secrets(
+    ports: &Ports,
+    cfg: &PipelineConfig,
+    token: &str,
+    refs: &[SecretRef],
+    cont_on_warnings: bool,
+) -> Result<BTreeMap<String, String>, Outcome> {
+    let mut map = BTreeMap::new();
+    if cfg.inject_token {
+        map.insert("TOKEN".to_string(), token.to_string());
+    }
+    // Each distinct path once, in first-use order.
+    let mut cache: BTreeMap<&str, serde_json::Map<String, serde_json::Value>> = BTreeMap::new();
+    for r in refs {
+        if !cache.contains_key(r.path.as_str()) {
+            let read = ports
+                .vault
+                .read_secret(token, &r.path)
+                .await
+                .map_err(|e| failed(format!("Failed to retrieve secret {} from vault err: {e}", r.path)))?;
+            let Some(secret) = read else {
+                return Err(failed(format!("Failed to retrieve secret {} from vault: response is nil", r.path)));
+            };
+            if !secret.warnings.is_empty() && !cont_on_warnings {
+                return Err(failed(format!(
+                    "FailOnWarnings from vault path {} lookups: {}",
+                    r.path,
+                    secret.warnings.join("; ")
+                )));
+            }
+            cache.insert(r.path.as_str(), secret.data);
+        }
+        let data = &cache[r.path.as_str()];
+        let Some(value) = data.get(&r.key) else {
+            return Err(failed(format!("No data returned from vault path {}.{}", r.path, r.key)));
+        };
+        let Some(text) = scalar(value) else {
+            return Err(failed(format!("Secret value at vault path {}.{} is not a scalar", r.path, r.key)));
+        };
+        map.insert(r.var.clone(), text);
+    }
+    Ok(map)
+}
+
+async fn copy_in(
+    ports: &Ports,
+    container_id: &str,
+    r: &ResolvedJob,
+    secrets: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    if let Some(content) = &r.content {
+        ports.runtime.put_archive(container_id, content.clone()).await.map_err(|e| e.to_string())?;
+    }
+    let file = render_secrets(secrets, r.secret_file_type);
+    let tar = single_file_tar(r.secret_file_type.path(), &file, 0o444, 0, 0);
+    ports.runtime.put_archive(container_id, tar).await.map_err(|e| e.to_string())?;
+
+    let passwd = ports.runtime.read_file(container_id, "/etc/passwd").await.map_err(|e| e.to_string())?;
+    let patched = patch_passwd(passwd.as_deref());
+    let tar = single_file_tar("etc/passwd", &patched, 0o444, 0, 0);
+    ports.runtime.put_archive(container_id, tar).await.map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+async fn run_container(
+    ports: &Ports,
+    cfg: &PipelineConfig,
+    job: &JobRecord,
+    container_id: &str,
+    tty: bool,
+) -> Outcome {
+    if let Err(e) = ports.runtime.start(container_id).await {
+        return failed(format!("Run container failed: {e}"));
+    }
+    info!(job_id = %job.id, container_id, "container started");
+    let waited = match cfg.job_timeout {
+        None => Some(ports.runtime.wait(container_id).await),
+        Some(limit) => tokio::time::timeout(limit, ports.runtime.wait(container_id)).await.ok(),
+    };
+    let timed_out = waited.is_none();
+    if timed_out {
+        if let Err(e) = ports.runtime.stop(container_id, cfg.kill_grace).await {
+            warn!(job_id = %job.id, error = %e, "stopping a timed-out container failed");
+        }
+    }
+    let code = match waited {
+        Some(Ok(code)) => code,
+        Some(Err(e)) => return failed(format!("Run container failed: {e}")),
+        None => -1,
+    };
+    let logs = match ports.runtime.logs(container_id, tty, cfg.max_output).await {
+        Ok(l) => l,
+        Err(e) => return failed(format!("Run container failed: {e}")),
+    };
+    let mut outcome = Outcome {
+        status: if code == 0 { JobStatus::Success } else { JobStatus::Failed },
+        output: String::from_utf8_lossy(&logs.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&logs.stderr).into_owned(),
+        return_code: code,
+    };
+    if timed_out {
+        let limit = cfg.job_timeout.unwrap_or_default();
+        outcome.status = JobStatus::Failed;
+        outcome.output.push_str(&format!("\njob timed out after {}s", limit.as_secs()));
+    } else if kill_requested(ports, job).await {
+        // A kill always ends `failed`, even when the container exits 0.
+        outcome.status = JobStatus::Failed;
+    }
+    outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scalar;
+    use serde_json::json;
+
+    #[test]
+    fn secret_values_become_text_or_are_refused() {
+        assert_eq!(scalar(&json!("s3cr3t")).as_deref(), Some("s3cr3t"));
+        assert_eq!(scalar(&json!(42)).as_deref(), Some("42"));
+        assert_eq!(scalar(&json!(1.5)).as_deref(), Some("1.5"));
+        assert_eq!(scalar(&json!(true)).as_deref(), Some("true"));
+        assert_eq!(scalar(&json!({"a": 1})), None);
+        assert_eq!(scalar(&json!([1])), None);
+        assert_eq!(scalar(&json!(null)), None);
+    }
+}
