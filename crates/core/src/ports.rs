@@ -314,3 +314,17 @@ pub trait JobVault: Send + Sync + 'static {
     /// `PUT auth/token/revoke-self`.
     async fn revoke_self(&self, token: &str) -> Result<(), VaultError>;
 }
+
+// ---------------------------------------------------------------- node control
+
+/// What the API may ask of this node's worker, without depending on it.
+pub trait NodeControl: Send + Sync + 'static {
+    /// This node's id.
+    fn node(&self) -> &NodeId;
+    /// `active` or `draining`.
+    fn state(&self) -> &'static str;
+    /// A job was posted or a queue freed: claim now.
+    fn wake(&self);
+    /// A kill was requested: look now.
+    fn wake_kills(&self);
+}

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use gostint_core::{NodeId, Timestamp};
+use gostint_core::{NodeControl, NodeId, Timestamp};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -53,8 +53,9 @@ pub struct WorkerConfig {
     pub kill_period: Duration,
 }
 
-/// The node's job engine. Share it with the API: [`Worker::wake`] after an enqueue,
-/// [`Worker::wake_kills`] after a kill request.
+/// The node's job engine. The API reaches it as a [`NodeControl`]: `wake` after an
+/// enqueue (a permit is kept if the dispatcher is busy, so none is lost), `wake_kills`
+/// after a kill request.
 pub struct Worker {
     ports: Ports,
     cfg: WorkerConfig,
@@ -78,21 +79,6 @@ impl Worker {
             running: AtomicUsize::new(0),
             state,
         })
-    }
-
-    /// Asks the dispatcher to claim now (a permit is kept if it is busy, so none is lost).
-    pub fn wake(&self) {
-        self.wake.notify_one();
-    }
-
-    /// Asks the kill loop to look now.
-    pub fn wake_kills(&self) {
-        self.kill_wake.notify_one();
-    }
-
-    /// This node's id.
-    pub fn node(&self) -> &NodeId {
-        &self.cfg.pipeline.node
     }
 
     /// Jobs this process is running now.
@@ -209,5 +195,20 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+impl NodeControl for Worker {
+    fn node(&self) -> &NodeId {
+        &self.cfg.pipeline.node
+    }
+    fn state(&self) -> &'static str {
+        self.state.as_str()
+    }
+    fn wake(&self) {
+        self.wake.notify_one();
+    }
+    fn wake_kills(&self) {
+        self.kill_wake.notify_one();
     }
 }

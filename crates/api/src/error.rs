@@ -1,0 +1,74 @@
+//! `ApiError`: every failure renders as the v1 contract's `{"status": …, "error": …}`.
+
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An API failure; the variant picks the HTTP status and the `status` text.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 400 `Invalid request.`
+    BadRequest(String),
+    /// 400 `Invalid job request.`
+    BadJob(String),
+    /// 403 `Permission Denied.`
+    Denied,
+    /// 404 `Not Found.`
+    NotFound,
+    /// 413 `Request Too Large.`
+    TooLarge,
+    /// 500 `Internal Error.` with a caller-safe detail (the chain is logged where it happened).
+    Internal(String),
+    /// 503 `Service Unavailable.`
+    Unavailable(&'static str),
+}
+
+#[derive(Serialize)]
+struct Body<'a> {
+    status: &'a str,
+    error: &'a str,
+}
+
+impl ApiError {
+    fn parts(&self) -> (StatusCode, &'static str, &str) {
+        match self {
+            ApiError::BadRequest(e) => (StatusCode::BAD_REQUEST, "Invalid request.", e),
+            ApiError::BadJob(e) => (StatusCode::BAD_REQUEST, "Invalid job request.", e),
+            ApiError::Denied => (StatusCode::FORBIDDEN, "Permission Denied.", "permission denied"),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "Not Found.", "not found"),
+            ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Request Too Large.", "request body too large"),
+            ApiError::Internal(e) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Error.", e),
+            ApiError::Unavailable(e) => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable.", e),
+        }
+    }
+
+    /// A store failure: logged here once, generic for the caller.
+    pub fn store(e: gostint_core::StoreError) -> Self {
+        tracing::error!(error = %e, "job store failure");
+        ApiError::Internal("job store failure".into())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (code, status, error) = self.parts();
+        let mut body = serde_json::to_vec(&Body { status, error }).expect("two strings always serialise");
+        body.push(b'\n');
+        (code, [(header::CONTENT_TYPE, "application/json; charset=utf-8")], body).into_response()
+    }
+}
+
+/// A 200 JSON answer with the original's trailing newline.
+pub struct JsonLine<T>(pub T);
+
+impl<T: Serialize> IntoResponse for JsonLine<T> {
+    fn into_response(self) -> Response {
+        match serde_json::to_vec(&self.0) {
+            Ok(mut body) => {
+                body.push(b'\n');
+                ([(header::CONTENT_TYPE, "application/json; charset=utf-8")], body).into_response()
+            }
+            Err(e) => ApiError::Internal(format!("could not encode the answer: {e}")).into_response(),
+        }
+    }
+}

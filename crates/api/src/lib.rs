@@ -1,0 +1,92 @@
+//! gostint's v1 REST API: the routes of SPEC.md §2 on axum, authentication through Vault's
+//! `lookup-self`, tenant visibility, and the contract's error bodies.
+//!
+//! It depends on `gostint-core` only: the store, Vault and Docker arrive as port traits in
+//! [`AppState`]. Start at [`router`].
+#![warn(missing_docs)]
+
+mod error;
+mod handlers;
+mod view;
+
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{header, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use gostint_core::{ContainerRuntime, JobStore, JobVault, NodeControl};
+
+pub use error::{ApiError, JsonLine};
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// Job store.
+    pub store: Arc<dyn JobStore>,
+    /// Vault (token checks, cubbyhole reads).
+    pub vault: Arc<dyn JobVault>,
+    /// Container engine (health only).
+    pub runtime: Arc<dyn ContainerRuntime>,
+    /// This node's worker.
+    pub node: Arc<dyn NodeControl>,
+    /// Settings the API reads.
+    pub cfg: Arc<ApiConfig>,
+}
+
+/// API settings.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    /// Policy that sees every job.
+    pub admin_policy: String,
+    /// Token needed for metrics and the full health map.
+    pub protect_status: bool,
+    /// Request body cap in bytes.
+    pub max_body: usize,
+    /// `VAULT_ADDR`.
+    pub vault_addr: String,
+    /// `VAULT_EXTERNAL_ADDR` (else `VAULT_ADDR`).
+    pub vault_external_addr: String,
+}
+
+/// The whole HTTP surface.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/api/job", post(handlers::submit).get(handlers::list))
+        .route("/v1/api/job/{id}", get(handlers::get_job).delete(handlers::delete))
+        .route("/v1/api/job/kill/{id}", post(handlers::kill))
+        .route("/v1/api/health", get(handlers::health))
+        .route("/v1/api/vault/info", get(handlers::vault_info))
+        .route("/login", get(login_redirect))
+        .fallback(not_found)
+        .layer(middleware::from_fn(strip_trailing_slash))
+        .layer(tower_http::trace::TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+async fn login_redirect() -> Response {
+    (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, "../")]).into_response()
+}
+
+async fn not_found() -> Response {
+    (StatusCode::NOT_FOUND, [(header::CONTENT_TYPE, "text/plain; charset=utf-8")], "404 page not found\n")
+        .into_response()
+}
+
+/// A path longer than `/` ending in `/` → 301 to the path without it, query kept.
+async fn strip_trailing_slash(req: Request, next: Next) -> Response {
+    let uri: &Uri = req.uri();
+    let path = uri.path();
+    if path.len() > 1 && path.ends_with('/') {
+        let trimmed = path.trim_end_matches('/');
+        let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
+        let location = match uri.query() {
+            Some(q) => format!("{trimmed}?{q}"),
+            None => trimmed.to_string(),
+        };
+        return (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, location)]).into_response();
+    }
+    next.run(req).await
+}
