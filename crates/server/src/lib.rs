@@ -1,0 +1,237 @@
+//! The gostint server: turns [`Settings`] into adapters (SQLite store, Docker engine, Vault
+//! client), starts the worker and the HTTP(S) API, and handles signals and shutdown.
+//!
+//! `main.rs` only parses the command line and calls [`run`]; tests call [`start`] with
+//! settings of their own and get the bound address back.
+#![warn(missing_docs)]
+
+mod tls;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use gostint_api::{ApiConfig, AppState};
+use gostint_config::{Settings, StoreKind, Tls};
+use gostint_core::{content::MAX_CONTENT_UNPACKED, ContainerRuntime, JobStore, JobVault, NodeControl, NodeId, Timestamp};
+use gostint_worker::pipeline::{PipelineConfig, Ports};
+use gostint_worker::{NodeState, Worker, WorkerConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{info, warn};
+
+/// A started server.
+pub struct Server {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// Whether it speaks HTTPS.
+    pub https: bool,
+    /// This node's id.
+    pub node: NodeId,
+    /// Drain control (what SIGINT/SIGTERM flip).
+    pub state: Arc<NodeState>,
+    /// The worker (running count for drains).
+    pub worker: Arc<Worker>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    http: axum_server::Handle,
+}
+
+impl Server {
+    /// Stops HTTP, the dispatcher and the loops, then waits for running jobs to end.
+    pub async fn shutdown(self) {
+        self.state.drain();
+        self.http.graceful_shutdown(Some(Duration::from_secs(5)));
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    /// The base URL (`https://127.0.0.1:port`).
+    pub fn url(&self) -> String {
+        let scheme = if self.https { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+}
+
+/// Opens the store the settings name.
+///
+/// # Errors
+/// The store cannot be opened (or, for now, is PostgreSQL).
+pub async fn open_store(kind: &StoreKind) -> anyhow::Result<Arc<dyn JobStore>> {
+    match kind {
+        StoreKind::Sqlite(path) => {
+            let store = gostint_store_sqlite::SqliteJobStore::open(&path.to_string_lossy())
+                .await
+                .with_context(|| format!("opening the SQLite job store at {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        StoreKind::Postgres(_) => anyhow::bail!("GOSTINT_DBURL: the PostgreSQL store is not available in this build yet"),
+    }
+}
+
+/// Builds the adapters, starts the worker, the housekeeping loop and the listener.
+///
+/// # Errors
+/// Bad settings, an unreachable Docker engine, a store that cannot be opened, a port in use.
+pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
+    // One crypto provider for rustls, whoever links which.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    for var in &settings.ignored_set {
+        warn!(variable = var, "setting is accepted but ignored");
+    }
+    if settings.role_name.is_none() {
+        warn!("GOSTINT_ROLENAME is not set: encrypted (cubbyhole or payload) jobs will fail to decrypt");
+    }
+
+    let runtime = gostint_runner_docker::DockerRuntime::connect()
+        .await
+        .context("connecting to the Docker engine (DOCKER_HOST)")?;
+    let runtime: Arc<dyn ContainerRuntime> = Arc::new(runtime);
+
+    let mut vcfg = gostint_vault::VaultConfig::new(settings.vault.addr.clone());
+    vcfg.ca_cert = settings.vault.ca_cert.clone();
+    vcfg.skip_verify = settings.vault.skip_verify;
+    vcfg.namespace = settings.vault.namespace.clone();
+    vcfg.timeout = settings.vault.timeout;
+    let vault: Arc<dyn JobVault> =
+        Arc::new(gostint_vault::VaultClient::new(&vcfg).context("building the Vault client (VAULT_*)")?);
+
+    let store = open_store(&settings.store).await?;
+
+    let node = NodeId::new(uuid::Uuid::new_v4().to_string());
+    let state = Arc::new(NodeState::default());
+    let ports = Ports { store: store.clone(), runtime: runtime.clone(), vault: vault.clone() };
+    let pipeline = PipelineConfig {
+        node: node.clone(),
+        role_id: settings.role_id.clone(),
+        role_name: settings.role_name.clone(),
+        vault_addr: settings.vault.addr.clone(),
+        vault_cacert: settings.vault.ca_cert.as_ref().map(|p| p.to_string_lossy().into_owned()),
+        inject_token: settings.inject_token,
+        max_output: settings.max_output,
+        job_timeout: settings.job_timeout,
+        kill_grace: settings.kill_grace,
+        max_content_unpacked: MAX_CONTENT_UNPACKED,
+    };
+    let worker = Worker::new(
+        ports,
+        WorkerConfig {
+            pipeline,
+            max_running: settings.max_running,
+            sweep: Duration::from_secs(1),
+            kill_period: Duration::from_secs(5),
+        },
+        state.clone(),
+    );
+
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(worker.clone().run(cancel.child_token(), tracker.clone()));
+    tracker.spawn(housekeeping(store.clone(), settings.retention, cancel.child_token()));
+
+    let app_state = AppState {
+        store,
+        vault,
+        runtime,
+        node: worker.clone() as Arc<dyn NodeControl>,
+        cfg: Arc::new(ApiConfig {
+            admin_policy: settings.admin_policy.clone(),
+            protect_status: settings.protect_status,
+            max_body: settings.max_body,
+            vault_addr: settings.vault.addr.clone(),
+            vault_external_addr: settings.vault.external_addr.clone(),
+        }),
+    };
+    let app = gostint_api::router(app_state);
+
+    let addr: SocketAddr = format!("{}:{}", settings.bind, settings.port)
+        .parse()
+        .with_context(|| format!("GOSTINT_BIND/GOSTINT_PORT: {}:{} is not a socket address", settings.bind, settings.port))?;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    listener.set_nonblocking(true).context("setting the listener non-blocking")?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    let http = axum_server::Handle::new();
+    let https = match &settings.tls {
+        Tls::Plain => {
+            let server = axum_server::from_tcp(listener).handle(http.clone());
+            tracker.spawn(async move {
+                if let Err(e) = server.serve(app.into_make_service()).await {
+                    tracing::error!(error = %e, "HTTP server stopped");
+                }
+            });
+            false
+        }
+        Tls::Files { cert, key, self_signed } => {
+            if *self_signed {
+                tls::ensure_self_signed(cert, key)?;
+            }
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| format!("loading TLS cert {} and key {}", cert.display(), key.display()))?;
+            let server = axum_server::from_tcp_rustls(listener, config).handle(http.clone());
+            tracker.spawn(async move {
+                if let Err(e) = server.serve(app.into_make_service()).await {
+                    tracing::error!(error = %e, "HTTPS server stopped");
+                }
+            });
+            true
+        }
+    };
+    info!(addr = %bound, https, node_uuid = %node, "gostint listening");
+    Ok(Server { addr: bound, https, node, state, worker, cancel, tracker, http })
+}
+
+/// Purges ended jobs past retention, every 60 s + 0–60 s; errors are logged and retried.
+async fn housekeeping(store: Arc<dyn JobStore>, retention: Duration, cancel: CancellationToken) {
+    loop {
+        let cutoff = Timestamp::from_millis(Timestamp::now().millis() - retention.as_millis() as i64);
+        match store.purge_ended_before(cutoff).await {
+            Ok(0) => {}
+            Ok(n) => info!(purged = n, "purged ended jobs past retention"),
+            Err(e) => warn!(error = %e, "purging ended jobs failed; will retry"),
+        }
+        let jitter = Duration::from_millis(rand::random::<u64>() % 60_000);
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(60) + jitter) => {}
+            _ = cancel.cancelled() => return,
+        }
+    }
+}
+
+/// Runs until SIGTERM (drain, then exit) — SIGINT only drains (SPEC.md §5.5).
+///
+/// # Errors
+/// Start-up failures (see [`start`]).
+pub async fn run(settings: Settings) -> anyhow::Result<()> {
+    let server = start(&settings).await?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("installing the SIGTERM handler")?;
+    let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .context("installing the SIGINT handler")?;
+    loop {
+        tokio::select! {
+            _ = int.recv() => {
+                server.state.drain();
+                info!("SIGINT: draining (no new claims); send SIGTERM to exit");
+            }
+            _ = term.recv() => {
+                server.state.drain();
+                info!(running = server.worker.running(), "SIGTERM: draining, then exiting");
+                let deadline = tokio::time::Instant::now() + settings.drain_timeout;
+                while server.worker.running() > 0 && tokio::time::Instant::now() < deadline {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(200)) => {}
+                        _ = term.recv() => break,
+                        _ = int.recv() => break,
+                    }
+                }
+                break;
+            }
+        }
+    }
+    server.shutdown().await;
+    info!("gostint stopped");
+    Ok(())
+}

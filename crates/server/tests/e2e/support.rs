@@ -1,0 +1,123 @@
+//! `spawn_app`: a real gostint server (HTTPS, self-signed, SQLite in a temp dir) on the real
+//! OpenBao and Docker engine, plus a small API client for the tests.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use gostint_server::Server;
+use gostint_test_support::{services, Requestor, Services};
+use serde_json::{json, Value};
+
+pub struct TestApp {
+    pub server: Option<Server>,
+    pub url: String,
+    pub http: reqwest::Client,
+    pub req: Requestor,
+    pub svc: Services,
+    pub dir: tempfile::TempDir,
+}
+
+/// Starts a server with these extra settings, or `None` when the services are missing.
+pub async fn spawn_app_with(extra: &[(&str, &str)]) -> Option<TestApp> {
+    let svc = services()?;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cert = dir.path().join("cert.pem");
+    let key = dir.path().join("key.pem");
+    let db = dir.path().join("gostint.db");
+    let mut env: HashMap<String, String> = [
+        ("VAULT_ADDR", svc.vault_addr.as_str()),
+        ("GOSTINT_ROLEID", svc.role_id.as_str()),
+        ("GOSTINT_ROLENAME", svc.role_name.as_str()),
+        ("GOSTINT_BIND", "127.0.0.1"),
+        ("GOSTINT_PORT", "0"),
+        ("GOSTINT_SSL_SELF_SIGNED", "1"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    env.insert("GOSTINT_SSL_CERT".into(), cert.to_string_lossy().into_owned());
+    env.insert("GOSTINT_SSL_KEY".into(), key.to_string_lossy().into_owned());
+    env.insert("GOSTINT_DBURL".into(), format!("sqlite://{}", db.display()));
+    for (k, v) in extra {
+        env.insert(k.to_string(), v.to_string());
+    }
+    let settings = gostint_config::Settings::from_source(&env).expect("test settings");
+    let server = gostint_server::start(&settings).await.expect("server starts");
+    let url = server.url();
+    let mut http = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if server.https {
+        let pem = std::fs::read(&cert).expect("generated cert");
+        http = http.add_root_certificate(reqwest::Certificate::from_pem(&pem).expect("pem"));
+    }
+    let http = http.build().expect("client");
+    let req = Requestor::new(&svc);
+    Some(TestApp { server: Some(server), url, http, req, svc, dir })
+}
+
+pub async fn spawn_app() -> Option<TestApp> {
+    spawn_app_with(&[]).await
+}
+
+impl TestApp {
+    /// POSTs a raw body with this token; returns (status, JSON body or text).
+    pub async fn post_raw(&self, token: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, Value) {
+        let mut r = self.http.post(format!("{}/v1/api/job", self.url)).body(body);
+        if let Some(t) = token {
+            r = r.header("X-Auth-Token", t);
+        }
+        let resp = r.send().await.expect("POST");
+        let code = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// POSTs a plain-mode job (a fresh wrapped secret id is added unless the job has one).
+    pub async fn submit(&self, token: &str, mut job: Value) -> String {
+        if job.get("wrap_secret_id").is_none() {
+            job["wrap_secret_id"] = json!(self.req.wrapped_secret_id().await);
+        }
+        let (code, body) = self.post_raw(Some(token), job.to_string()).await;
+        assert_eq!(code, 200, "submit answered {body}");
+        assert_eq!(body["status"], "queued");
+        body["_id"].as_str().expect("_id").to_string()
+    }
+
+    pub async fn get(&self, token: Option<&str>, path: &str) -> (u16, Value) {
+        let mut r = self.http.get(format!("{}{}", self.url, path));
+        if let Some(t) = token {
+            r = r.header("X-Auth-Token", t);
+        }
+        let resp = r.send().await.expect("GET");
+        let code = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (code, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+    }
+
+    /// Polls until the job's status is final (60 s at most).
+    pub async fn wait(&self, token: &str, id: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let (code, job) = self.get(Some(token), &format!("/v1/api/job/{id}")).await;
+            assert_eq!(code, 200, "{job}");
+            let st = job["status"].as_str().unwrap_or_default().to_string();
+            if ["success", "failed", "notauthorised", "unknown"].contains(&st.as_str()) {
+                return job;
+            }
+            assert!(start.elapsed() < Duration::from_secs(60), "job {id} still {st} after 60 s");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.server.take() {
+            s.shutdown().await;
+        }
+    }
+}
+
+/// Milliseconds since the epoch from the API's RFC 3339 text.
+pub fn ms(v: &Value) -> i64 {
+    let t = v.as_str().expect("timestamp string");
+    let dt = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).expect("rfc3339");
+    (dt.unix_timestamp_nanos() / 1_000_000) as i64
+}
