@@ -118,6 +118,7 @@ pub(crate) async fn submit(State(state): State<AppState>, headers: HeaderMap, bo
 async fn read_cubby_payload(state: &AppState, token: &str, path: &str) -> Result<String, ApiError> {
     let alert = |detail: String| {
         warn!(alert = "interception", detail = %detail, "cubbyhole could not be read: possible interception");
+        state.metrics.interception_alerts.with_label_values(&["cubbyhole"]).inc();
         ApiError::Internal(format!("{CUBBY_ALERT}{detail}"))
     };
     let path = path.trim_start_matches('/').trim_start_matches("v1/");
@@ -308,4 +309,12 @@ pub(crate) async fn vault_info(State(state): State<AppState>) -> Response {
         vault_external_addr: state.cfg.vault_external_addr.clone(),
     })
     .into_response()
+}
+
+/// `GET /v1/api/metrics`: Prometheus text (behind a token with `GOSTINT_PROTECT_STATUS=1`).
+pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    if state.cfg.protect_status {
+        authenticate(&state, &headers).await?;
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response())
 }

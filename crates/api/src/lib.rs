@@ -11,7 +11,7 @@ mod view;
 
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{header, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -34,6 +34,8 @@ pub struct AppState {
     pub node: Arc<dyn NodeControl>,
     /// Settings the API reads.
     pub cfg: Arc<ApiConfig>,
+    /// Prometheus metrics.
+    pub metrics: gostint_metrics::Metrics,
 }
 
 /// API settings.
@@ -55,15 +57,32 @@ pub struct ApiConfig {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/api/job", post(handlers::submit).get(handlers::list))
-        .route("/v1/api/job/{id}", get(handlers::get_job).delete(handlers::delete))
-        .route("/v1/api/job/kill/{id}", post(handlers::kill))
+        .route("/v1/api/job/{jobID}", get(handlers::get_job).delete(handlers::delete))
+        .route("/v1/api/job/kill/{jobID}", post(handlers::kill))
         .route("/v1/api/health", get(handlers::health))
         .route("/v1/api/vault/info", get(handlers::vault_info))
+        .route("/v1/api/metrics", get(handlers::metrics))
         .route("/login", get(login_redirect))
         .fallback(not_found)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(strip_trailing_slash))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)
+}
+
+/// Records every request in `gostint_request_duration_seconds`, `path` being the route
+/// template (`/v1/api/job/{jobID}`) or `/*` for anything unrouted: never the raw path.
+async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/*".into());
+    let method = req.method().as_str().to_string();
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    state
+        .metrics
+        .request_duration
+        .with_label_values(&[resp.status().as_str(), &method, &path])
+        .observe(start.elapsed().as_secs_f64());
+    resp
 }
 
 async fn login_redirect() -> Response {

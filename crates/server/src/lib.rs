@@ -39,9 +39,11 @@ pub struct Server {
 }
 
 impl Server {
-    /// Stops HTTP, the dispatcher and the loops, then waits for running jobs to end.
+    /// Stops HTTP, the dispatcher and the loops, stops what still runs (the jobs end
+    /// `failed` / `gostint node shutting down: job killed`) and waits for every task.
     pub async fn shutdown(self) {
         self.state.drain();
+        self.worker.abort_running();
         self.http.graceful_shutdown(Some(Duration::from_secs(5)));
         self.cancel.cancel();
         self.tracker.close();
@@ -102,7 +104,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
 
     let node = NodeId::new(uuid::Uuid::new_v4().to_string());
     let state = Arc::new(NodeState::default());
-    let ports = Ports { store: store.clone(), runtime: runtime.clone(), vault: vault.clone() };
+    let metrics = gostint_metrics::Metrics::new();
+    let ports = Ports { store: store.clone(), runtime: runtime.clone(), vault: vault.clone(), metrics: metrics.clone() };
     let pipeline = PipelineConfig {
         node: node.clone(),
         role_id: settings.role_id.clone(),
@@ -143,6 +146,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
             vault_addr: settings.vault.addr.clone(),
             vault_external_addr: settings.vault.external_addr.clone(),
         }),
+        metrics,
     };
     let app = gostint_api::router(app_state);
 

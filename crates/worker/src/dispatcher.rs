@@ -63,6 +63,7 @@ pub struct Worker {
     kill_wake: Notify,
     running: AtomicUsize,
     state: Arc<NodeState>,
+    abort: CancellationToken,
 }
 
 /// When no cap is set, claim at most this many queue heads per store round trip.
@@ -78,7 +79,15 @@ impl Worker {
             kill_wake: Notify::new(),
             running: AtomicUsize::new(0),
             state,
+            abort: CancellationToken::new(),
         })
+    }
+
+    /// Stops every job this node runs (shutdown past the drain limit): containers get the
+    /// kill grace, then SIGKILL; the jobs end `failed` with
+    /// [`SHUTDOWN_KILLED`](crate::pipeline::SHUTDOWN_KILLED).
+    pub fn abort_running(&self) {
+        self.abort.cancel();
     }
 
     /// Jobs this process is running now.
@@ -134,13 +143,15 @@ impl Worker {
             let full_batch = jobs.len() == room;
             for job in jobs {
                 self.running.fetch_add(1, Ordering::SeqCst);
+                self.ports.metrics.jobs_running.inc();
                 let span = tracing::info_span!("job", job_id = %job.id, qname = %job.qname);
                 debug!(parent: &span, "job claimed");
                 let me = self.clone();
                 tracker.spawn(
                     async move {
-                        run_job(&me.ports, &me.cfg.pipeline, job).await;
+                        run_job(&me.ports, &me.cfg.pipeline, job, &me.abort).await;
                         me.running.fetch_sub(1, Ordering::SeqCst);
+                        me.ports.metrics.jobs_running.dec();
                         // The queue is free: its next job can start now.
                         me.wake();
                     }

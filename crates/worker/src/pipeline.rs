@@ -11,6 +11,7 @@ use gostint_core::{
     resolve, ContainerRuntime, ContainerSpec, JobDefinition, JobRecord, JobStatus, JobStore, JobVault, NodeId,
     Outcome, ResolvedJob, SecretRef, Timestamp,
 };
+use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 /// What the pipeline needs besides the ports.
@@ -47,6 +48,8 @@ pub struct Ports {
     pub runtime: Arc<dyn ContainerRuntime>,
     /// Vault.
     pub vault: Arc<dyn JobVault>,
+    /// Prometheus metrics.
+    pub metrics: gostint_metrics::Metrics,
 }
 
 const ALERT_UNWRAP: &str = "Request failed to unwrap the token to retrieve the SecretID - POSSIBLE SECURITY/INTERCEPTION ALERT!!!: THIS REQUEST MAY HAVE BEEN TAMPERED WITH, error: ";
@@ -58,11 +61,16 @@ struct Leftovers {
     job_token: Option<String>,
 }
 
+/// The message a job gets when its node shuts down under it (SIGTERM past the drain limit).
+pub const SHUTDOWN_KILLED: &str = "gostint node shutting down: job killed";
+
 /// Runs one claimed job to its outcome and writes it; removes the container and revokes the
-/// job token on every path. Never panics on job input.
-pub async fn run_job(ports: &Ports, cfg: &PipelineConfig, job: JobRecord) {
+/// job token on every path. Never panics on job input. When `abort` fires (the node is
+/// shutting down), a running container is stopped with the grace period and the job ends
+/// `failed` with [`SHUTDOWN_KILLED`].
+pub async fn run_job(ports: &Ports, cfg: &PipelineConfig, job: JobRecord, abort: &CancellationToken) {
     let mut left = Leftovers::default();
-    let outcome = execute(ports, cfg, &job, &mut left).await;
+    let outcome = execute(ports, cfg, &job, &mut left, abort).await;
     if let Some(id) = &left.container_id {
         if let Err(e) = ports.runtime.remove(id).await {
             warn!(job_id = %job.id, container_id = %id, error = %e, "container removal failed");
@@ -84,6 +92,7 @@ async fn record(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, outcome: O
     for attempt in 0..3u32 {
         match ports.store.finish(&job.id, &cfg.node, outcome.clone(), Timestamp::now()).await {
             Ok(true) => {
+                ports.metrics.jobs_finished.with_label_values(&[status.as_str()]).inc();
                 info!(job_id = %job.id, status = %status, return_code = outcome.return_code, "job ended");
                 return;
             }
@@ -135,7 +144,13 @@ async fn kill_requested(ports: &Ports, job: &JobRecord) -> bool {
     }
 }
 
-async fn execute(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, left: &mut Leftovers) -> Outcome {
+async fn execute(
+    ports: &Ports,
+    cfg: &PipelineConfig,
+    job: &JobRecord,
+    left: &mut Leftovers,
+    abort: &CancellationToken,
+) -> Outcome {
     // 0. Killed while queued but claimed before the kill landed.
     if job.kill_requested {
         return failed("job killed");
@@ -205,8 +220,11 @@ async fn execute(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, left: &mu
     if kill_requested(ports, job).await {
         return failed("job killed");
     }
+    if abort.is_cancelled() {
+        return failed(SHUTDOWN_KILLED);
+    }
 
-    run_container(ports, cfg, job, &container_id, resolved.tty).await
+    run_container(ports, cfg, job, &container_id, resolved.tty, abort).await
 }
 
 async fn login(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord) -> Result<String, Outcome> {
@@ -218,13 +236,14 @@ async fn login(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord) -> Result<S
     if let Err(e) = ports.store.clear_wrap_secret_id(&job.id).await {
         warn!(job_id = %job.id, error = %e, "could not blank the spent wrapping token");
     }
-    let data = unwrapped.map_err(|e| {
-        warn!(job_id = %job.id, error = %e, alert = "interception", "wrapped secret id could not be unwrapped");
-        not_authorised(format!("{ALERT_UNWRAP}{e}"))
-    })?;
+    let alert = |detail: String| {
+        warn!(job_id = %job.id, error = %detail, alert = "interception", "wrapped secret id could not be used");
+        ports.metrics.interception_alerts.with_label_values(&["unwrap"]).inc();
+        not_authorised(format!("{ALERT_UNWRAP}{detail}"))
+    };
+    let data = unwrapped.map_err(|e| alert(e.to_string()))?;
     let Some(secret_id) = data.get("secret_id").and_then(|v| v.as_str()) else {
-        warn!(job_id = %job.id, alert = "interception", "wrapped response has no secret_id");
-        return Err(not_authorised(format!("{ALERT_UNWRAP}wrapped response has no secret_id")));
+        return Err(alert("wrapped response has no secret_id".into()));
     };
     match ports.vault.approle_login(&cfg.role_id, secret_id).await {
         Ok(Some(token)) => Ok(token),
@@ -364,26 +383,37 @@ async fn run_container(
     job: &JobRecord,
     container_id: &str,
     tty: bool,
+    abort: &CancellationToken,
 ) -> Outcome {
     if let Err(e) = ports.runtime.start(container_id).await {
         return failed(format!("Run container failed: {e}"));
     }
     info!(job_id = %job.id, container_id, "container started");
-    let waited = match cfg.job_timeout {
-        None => Some(ports.runtime.wait(container_id).await),
-        Some(limit) => tokio::time::timeout(limit, ports.runtime.wait(container_id)).await.ok(),
-    };
-    let timed_out = waited.is_none();
-    if timed_out {
-        if let Err(e) = ports.runtime.stop(container_id, cfg.kill_grace).await {
-            warn!(job_id = %job.id, error = %e, "stopping a timed-out container failed");
-        }
+    enum Ended {
+        Exited(Result<i64, gostint_core::RuntimeError>),
+        TimedOut,
+        Aborted,
     }
-    let code = match waited {
-        Some(Ok(code)) => code,
-        Some(Err(e)) => return failed(format!("Run container failed: {e}")),
-        None => -1,
+    let limit = cfg.job_timeout.unwrap_or(Duration::MAX);
+    let ended = tokio::select! {
+        r = tokio::time::timeout(limit, ports.runtime.wait(container_id)) => match r {
+            Ok(r) => Ended::Exited(r),
+            Err(_) => Ended::TimedOut,
+        },
+        _ = abort.cancelled() => Ended::Aborted,
     };
+    let code = match ended {
+        Ended::Exited(Ok(code)) => code,
+        Ended::Exited(Err(e)) => return failed(format!("Run container failed: {e}")),
+        Ended::TimedOut | Ended::Aborted => {
+            if let Err(e) = ports.runtime.stop(container_id, cfg.kill_grace).await {
+                warn!(job_id = %job.id, error = %e, "stopping the container failed");
+            }
+            -1
+        }
+    };
+    let timed_out = matches!(ended, Ended::TimedOut);
+    let aborted = matches!(ended, Ended::Aborted);
     let logs = match ports.runtime.logs(container_id, tty, cfg.max_output).await {
         Ok(l) => l,
         Err(e) => return failed(format!("Run container failed: {e}")),
@@ -395,9 +425,11 @@ async fn run_container(
         return_code: code,
     };
     if timed_out {
-        let limit = cfg.job_timeout.unwrap_or_default();
         outcome.status = JobStatus::Failed;
         outcome.output.push_str(&format!("\njob timed out after {}s", limit.as_secs()));
+    } else if aborted {
+        outcome.status = JobStatus::Failed;
+        outcome.output.push_str(&format!("\n{SHUTDOWN_KILLED}"));
     } else if kill_requested(ports, job).await {
         // A kill always ends `failed`, even when the container exits 0.
         outcome.status = JobStatus::Failed;

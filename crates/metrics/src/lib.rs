@@ -1,0 +1,99 @@
+//! gostint's Prometheus metrics, one registry per process, shared by the API (request
+//! histogram, cubbyhole alerts) and the worker (job outcomes, unwrap alerts, running jobs).
+//!
+//! The `prometheus` crate (tikv) is the well-kept reference implementation of the text
+//! exposition format; it keeps label sets bounded only if callers pass bounded values, so
+//! `path` is always a route template, never a raw path.
+#![warn(missing_docs)]
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+
+/// Every metric gostint exports.
+#[derive(Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `gostint_request_duration_seconds{code,method,path}`, default buckets, const label
+    /// `service="gostint"` (the original's histogram, with route templates as `path`).
+    pub request_duration: HistogramVec,
+    /// `gostint_jobs_finished_total{status}`.
+    pub jobs_finished: IntCounterVec,
+    /// `gostint_interception_alerts_total{kind}`: `cubbyhole` (POST could not read the
+    /// cubbyhole: someone may have spent the token) or `unwrap` (the wrapped secret id was
+    /// already used or invalid). An operator alerts on any increase.
+    pub interception_alerts: IntCounterVec,
+    /// `gostint_jobs_running`: jobs this node runs now.
+    pub jobs_running: IntGauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new("gostint_request_duration_seconds", "Duration of HTTP requests in seconds.")
+                .const_label("service", "gostint"),
+            &["code", "method", "path"],
+        )
+        .expect("static metric definition is valid");
+        let jobs_finished = IntCounterVec::new(
+            Opts::new("gostint_jobs_finished_total", "Jobs this node finished, by final status.")
+                .const_label("service", "gostint"),
+            &["status"],
+        )
+        .expect("static metric definition is valid");
+        let interception_alerts = IntCounterVec::new(
+            Opts::new(
+                "gostint_interception_alerts_total",
+                "Possible interception of a job request: unreadable cubbyhole at submit, or an unusable wrapped secret id at run.",
+            )
+            .const_label("service", "gostint"),
+            &["kind"],
+        )
+        .expect("static metric definition is valid");
+        let jobs_running = IntGauge::with_opts(
+            Opts::new("gostint_jobs_running", "Jobs running on this node.").const_label("service", "gostint"),
+        )
+        .expect("static metric definition is valid");
+        for c in [
+            Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(jobs_finished.clone()),
+            Box::new(interception_alerts.clone()),
+            Box::new(jobs_running.clone()),
+        ] {
+            registry.register(c).expect("each metric is registered once");
+        }
+        Self { registry, request_duration, jobs_finished, interception_alerts, jobs_running }
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("encoding into memory cannot fail");
+        String::from_utf8_lossy(&buf).into_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_the_request_histogram_with_its_labels() {
+        let m = Metrics::new();
+        m.request_duration.with_label_values(&["200", "GET", "/v1/api/job/{jobID}"]).observe(0.01);
+        m.interception_alerts.with_label_values(&["cubbyhole"]).inc();
+        let text = m.render();
+        assert!(text.contains(
+            r#"gostint_request_duration_seconds_bucket{code="200",method="GET",path="/v1/api/job/{jobID}",service="gostint",le="0.005"} 0"#
+        ), "{text}");
+        assert!(text.contains(r#"gostint_interception_alerts_total{kind="cubbyhole",service="gostint"} 1"#), "{text}");
+    }
+}
