@@ -1,0 +1,774 @@
+//! gostint's [`JobStore`] on SQLite: the default store, for one node per database file
+//! (SPEC.md §5.6; several nodes need PostgreSQL).
+//!
+//! Start at [`SqliteJobStore::open`]. The schema lives in `migrations/` (run at open); the
+//! one-active-job-per-queue rule is a partial unique index there, so no code path can break
+//! it. SQLite has one writer, so every write goes through a pool of exactly one connection
+//! (callers queue on the pool instead of meeting `SQLITE_BUSY`), and reads use a small
+//! read-only pool that WAL lets run beside it. A `flock` on `<db>.lock` (see `lock.rs`)
+//! keeps a second process off the file. The behaviour is pinned by `gostint-store-contract`.
+//!
+//! This crate must not know the API, the worker or Docker; it only speaks the core types.
+#![warn(missing_docs)]
+
+mod lock;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use gostint_core::{
+    DeleteOutcome, JobDefinition, JobEvent, JobId, JobRecord, JobStatus, JobStore, KillOutcome,
+    NewJob, NodeId, Outcome, Owner, StoreError, Timestamp, Visibility,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::Row;
+
+use crate::lock::ProcessLock;
+
+/// Every column a [`JobRecord`] is read from, `seq` first.
+macro_rules! columns {
+    () => {
+        "seq, id, qname, owner, status, node_uuid, submitted, started, ended, output, stderr, return_code, \
+         tty, container_id, container_image, kill_requested, definition, wrap_secret_id, payload"
+    };
+}
+
+/// The assignments that blank what a finished job must not keep (SPEC §9 item 37).
+macro_rules! blank_secrets {
+    () => {
+        "payload = NULL, wrap_secret_id = '', \
+         definition = json_set(definition, '$.content', '', '$.env_vars', json('[]'))"
+    };
+}
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
+
+/// How long a statement waits on a lock held by SQLite itself (checkpoints, the readers'
+/// snapshots) before failing; our own writes never contend, they queue on the writer pool.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Concurrent readers (API `GET`s, lists, health counts).
+const READERS: u32 = 4;
+
+/// Why a SQLite store could not be opened (boxed into [`StoreError::Backend`]; callers may
+/// downcast to it).
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The URL or path cannot name a database file.
+    #[error("{0:?} is not a SQLite database path (expected sqlite://<path>, sqlite:<path> or a file path)")]
+    BadLocation(String),
+    /// Another process holds the database.
+    #[error(
+        "SQLite database {db} is in use by another gostint process ({holder}; lock file {lock}): \
+         one process per SQLite file, use PostgreSQL to run several nodes"
+    )]
+    Locked {
+        /// The database file.
+        db: PathBuf,
+        /// The lock file.
+        lock: PathBuf,
+        /// Who holds it, as far as the lock file says.
+        holder: String,
+    },
+    /// A file or directory could not be created or opened.
+    #[error("cannot use {path}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// SQLite refused to open the database or to migrate it.
+    #[error("cannot open SQLite database {path}")]
+    Database {
+        /// The database file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl From<OpenError> for StoreError {
+    fn from(e: OpenError) -> Self {
+        StoreError::Backend(Box::new(e))
+    }
+}
+
+fn backend(e: sqlx::Error) -> StoreError {
+    StoreError::Backend(Box::new(e))
+}
+
+/// Turns `sqlite://<path>`, `sqlite:<path>` or a bare path into a file path. A `?query`
+/// after a URL is dropped (the store sets its own options); in-memory databases are refused
+/// because the process lock needs a file.
+pub fn database_path(location: &str) -> Result<PathBuf, OpenError> {
+    let bad = || OpenError::BadLocation(location.to_string());
+    let path = match location
+        .strip_prefix("sqlite://")
+        .or_else(|| location.strip_prefix("sqlite:"))
+    {
+        Some(rest) => rest.split_once('?').map_or(rest, |(path, _query)| path),
+        None if location.contains("://") => return Err(bad()),
+        None => location,
+    };
+    if path.is_empty() || path.starts_with(":memory:") || path.contains("mode=memory") {
+        return Err(bad());
+    }
+    Ok(PathBuf::from(path))
+}
+
+/// The SQLite [`JobStore`]. Cheap to share behind an `Arc`; the database lock is held until
+/// it is dropped.
+#[derive(Debug)]
+pub struct SqliteJobStore {
+    /// Exactly one connection: SQLite has one writer, so writers queue here, in order.
+    writer: SqlitePool,
+    /// Read-only connections; WAL lets them read while the writer writes.
+    readers: SqlitePool,
+    path: PathBuf,
+    _lock: ProcessLock,
+}
+
+impl SqliteJobStore {
+    /// Opens (creating the file and its directory if needed) and migrates the database at
+    /// `location` (`sqlite://<path>`, `sqlite:<path>` or a bare path), in WAL mode.
+    ///
+    /// # Errors
+    /// [`StoreError::Backend`] around an [`OpenError`]: a bad location, a database held by
+    /// another process ([`OpenError::Locked`]), or a file SQLite cannot open or migrate.
+    pub async fn open(location: &str) -> Result<Self, StoreError> {
+        Self::open_path(&database_path(location)?).await
+    }
+
+    /// Opens `gostint.db` in `dir` (tests, tools).
+    ///
+    /// # Errors
+    /// As [`SqliteJobStore::open`].
+    pub async fn open_in(dir: &Path) -> Result<Self, StoreError> {
+        Self::open_path(&dir.join("gostint.db")).await
+    }
+
+    async fn open_path(path: &Path) -> Result<Self, StoreError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| OpenError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })?;
+        }
+        // Before touching the database: a second process must not even migrate it.
+        let lock = ProcessLock::acquire(path)?;
+        let db_err = |source: Box<dyn std::error::Error + Send + Sync>| OpenError::Database {
+            path: path.to_path_buf(),
+            source,
+        };
+
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // In WAL mode NORMAL loses no integrity, only the last commits on power loss.
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(BUSY_TIMEOUT)
+            .foreign_keys(true);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .min_connections(1)
+            // A claim burst may queue many callers behind the one writer.
+            .acquire_timeout(Duration::from_secs(60))
+            .connect_with(options.clone())
+            .await
+            .map_err(|e| db_err(Box::new(e)))?;
+        MIGRATOR
+            .run(&writer)
+            .await
+            .map_err(|e| db_err(Box::new(e)))?;
+        let readers = SqlitePoolOptions::new()
+            .max_connections(READERS)
+            .connect_with(options.read_only(true))
+            .await
+            .map_err(|e| db_err(Box::new(e)))?;
+        tracing::debug!(path = %path.display(), "SQLite job store open");
+        Ok(Self {
+            writer,
+            readers,
+            path: path.to_path_buf(),
+            _lock: lock,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes the connections (the lock goes when the store is dropped).
+    pub async fn close(&self) {
+        self.readers.close().await;
+        self.writer.close().await;
+    }
+
+    /// What the stale-node sweep does (SPEC §5.6): turns **every** `running`/`stopping` job
+    /// of `node` into `unknown` with `ended` = `now` and `output`, blanking its secrets like
+    /// any end; returns how many.
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn mark_node_lost(
+        &self,
+        node: &NodeId,
+        now: Timestamp,
+        output: &str,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(concat!(
+            "UPDATE jobs SET status = 'unknown', ended = ?2, output = ?3, ",
+            blank_secrets!(),
+            " WHERE node_uuid = ?1 AND status IN ('running', 'stopping')"
+        ))
+        .bind(node.as_str())
+        .bind(now.millis())
+        .bind(output)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+
+    /// The query plan SQLite picks for a claim, one line per step (for tests and tuning).
+    ///
+    /// # Errors
+    /// A database failure.
+    pub async fn explain_claim(&self) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(&format!("EXPLAIN QUERY PLAN {CLAIM}"))
+            .bind("node")
+            .bind(0_i64)
+            .bind(1_i64)
+            .fetch_all(&self.writer)
+            .await
+            .map_err(backend)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("detail").map_err(backend))
+            .collect()
+    }
+}
+
+// ---------------------------------------------------------------- SQL
+
+/// The claim, in one statement (SPEC §5.2).
+///
+/// `queues` walks the distinct qnames that have a queued job by skipping through the
+/// `jobs_claim` index (`status, qname, …`): one seek per queue, however many rows each queue
+/// holds or how many queues have only ended jobs. `heads` keeps the queues with no active
+/// job (a seek in the partial unique index) and takes each one's head, its oldest queued row
+/// by (`submitted`, `seq`) (one more seek). The oldest `?3` heads become `running`. The
+/// partial unique index makes a second active job in a queue impossible even if this were
+/// wrong: the whole statement would fail instead.
+const CLAIM: &str = concat!(
+    "WITH RECURSIVE
+       queues(qname) AS (
+         SELECT (SELECT qname FROM jobs WHERE status = 'queued' ORDER BY qname LIMIT 1)
+         UNION ALL
+         SELECT (SELECT j.qname FROM jobs j WHERE j.status = 'queued' AND j.qname > queues.qname
+                 ORDER BY j.qname LIMIT 1)
+         FROM queues WHERE queues.qname IS NOT NULL
+       ),
+       heads(seq) AS (
+         SELECT (SELECT h.seq FROM jobs h WHERE h.status = 'queued' AND h.qname = queues.qname
+                 ORDER BY h.submitted, h.seq LIMIT 1)
+         FROM queues
+         WHERE queues.qname IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM jobs a
+                           WHERE a.qname = queues.qname AND a.status IN ('running', 'stopping'))
+       )
+     UPDATE jobs SET status = 'running', node_uuid = ?1, started = ?2
+     WHERE seq IN (SELECT j.seq FROM heads JOIN jobs j ON j.seq = heads.seq
+                   ORDER BY j.submitted, j.seq LIMIT ?3)
+     RETURNING ",
+    columns!()
+);
+
+const SELECT_BY_ID: &str = concat!("SELECT ", columns!(), " FROM jobs WHERE id = ?1");
+
+/// `IN (…)` of the statuses from which `event` is allowed, from the one state machine.
+fn statuses_allowing(event: JobEvent) -> Vec<JobStatus> {
+    JobStatus::ALL
+        .into_iter()
+        .filter(|st| st.transition(event).is_ok())
+        .collect()
+}
+
+fn sql_list(statuses: &[JobStatus]) -> String {
+    // Our own status words (no quotes in them), not caller input.
+    statuses
+        .iter()
+        .map(|st| format!("'{}'", st.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn owner_of<'a>(who: &Visibility<'a>) -> Option<&'a str> {
+    match who {
+        Visibility::All => None,
+        Visibility::Owner(owner) => Some(owner.as_str()),
+    }
+}
+
+fn to_i64(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+/// A row as stored.
+#[derive(sqlx::FromRow)]
+struct JobRow {
+    seq: i64,
+    id: String,
+    qname: String,
+    owner: String,
+    status: String,
+    node_uuid: String,
+    submitted: i64,
+    started: i64,
+    ended: i64,
+    output: String,
+    stderr: String,
+    return_code: i64,
+    tty: bool,
+    container_id: String,
+    container_image: String,
+    kill_requested: bool,
+    definition: String,
+    wrap_secret_id: String,
+    payload: Option<String>,
+}
+
+impl JobRow {
+    fn into_record(self) -> Result<JobRecord, StoreError> {
+        let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::Corrupt(format!("job seq {}: {what}: {e}", self.seq))
+        };
+        let id = JobId::from_str(&self.id).map_err(|e| corrupt("id", &e))?;
+        let status = JobStatus::from_str(&self.status).map_err(|e| corrupt("status", &e))?;
+        let definition: JobDefinition =
+            serde_json::from_str(&self.definition).map_err(|e| corrupt("definition", &e))?;
+        Ok(JobRecord {
+            id,
+            status,
+            node_uuid: self.node_uuid,
+            qname: self.qname,
+            owner: Owner::new(self.owner),
+            container_image: self.container_image,
+            submitted: Timestamp::from_millis(self.submitted),
+            started: Timestamp::from_millis(self.started),
+            ended: Timestamp::from_millis(self.ended),
+            output: self.output,
+            stderr: self.stderr,
+            return_code: self.return_code,
+            tty: self.tty,
+            container_id: self.container_id,
+            kill_requested: self.kill_requested,
+            definition,
+            wrap_secret_id: self.wrap_secret_id,
+            payload: self.payload,
+        })
+    }
+}
+
+fn records(rows: Vec<JobRow>) -> Result<Vec<JobRecord>, StoreError> {
+    rows.into_iter().map(JobRow::into_record).collect()
+}
+
+// ---------------------------------------------------------------- the port
+
+#[async_trait]
+impl JobStore for SqliteJobStore {
+    async fn enqueue(&self, job: NewJob) -> Result<(), StoreError> {
+        let definition =
+            serde_json::to_string(&job.definition).map_err(|e| StoreError::Backend(Box::new(e)))?;
+        sqlx::query(
+            "INSERT INTO jobs (id, qname, owner, status, submitted, tty, container_image, definition,
+                               wrap_secret_id, payload)
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9)",
+        )
+        .bind(job.id.to_hex())
+        .bind(&job.qname)
+        .bind(job.owner.as_str())
+        .bind(job.submitted.millis())
+        .bind(job.definition.tty)
+        .bind(&job.definition.container_image)
+        .bind(definition)
+        .bind(&job.wrap_secret_id)
+        .bind(&job.payload)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    /// One `UPDATE … RETURNING` on the writer (see `CLAIM`).
+    ///
+    /// Not cancel-safe: once the statement has been sent, dropping the future does not undo
+    /// it, so jobs may become `running` on this node with nobody told. Don't race it in a
+    /// `select!` against anything but shutdown.
+    async fn claim(
+        &self,
+        node: &NodeId,
+        max: usize,
+        now: Timestamp,
+    ) -> Result<Vec<JobRecord>, StoreError> {
+        if max == 0 {
+            return Ok(Vec::new());
+        }
+        let claimed = sqlx::query_as::<_, JobRow>(CLAIM)
+            .bind(node.as_str())
+            .bind(now.millis())
+            .bind(i64::try_from(max).unwrap_or(i64::MAX))
+            .fetch_all(&self.writer)
+            .await;
+        let mut rows = match claimed {
+            Ok(rows) => rows,
+            // SPEC §5.2: a unique violation means the queue is busy. With one writer it
+            // cannot happen; if it ever does, the statement changed nothing.
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                tracing::warn!(error = %e, "claim met an active job; nothing claimed");
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(backend(e)),
+        };
+        // RETURNING has no order; hand the jobs out oldest first.
+        rows.sort_by_key(|r| (r.submitted, r.seq));
+        records(rows)
+    }
+
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        let row = sqlx::query_as::<_, JobRow>(SELECT_BY_ID)
+            .bind(id.to_hex())
+            .fetch_optional(&self.readers)
+            .await
+            .map_err(backend)?;
+        row.map(JobRow::into_record).transpose()
+    }
+
+    async fn set_container(
+        &self,
+        id: &JobId,
+        image: &str,
+        container_id: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET container_image = ?2, container_id = ?3 WHERE id = ?1")
+            .bind(id.to_hex())
+            .bind(image)
+            .bind(container_id)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn clear_wrap_secret_id(&self, id: &JobId) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET wrap_secret_id = '' WHERE id = ?1")
+            .bind(id.to_hex())
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn finish(
+        &self,
+        id: &JobId,
+        node: &NodeId,
+        outcome: Outcome,
+        ended: Timestamp,
+    ) -> Result<bool, StoreError> {
+        // Only the moves the state machine allows: running → success/failed/notauthorised,
+        // stopping → failed, unknown → the real outcome.
+        let from = statuses_allowing(JobEvent::Finish(outcome.status));
+        if from.is_empty() {
+            return Ok(false);
+        }
+        let sql = format!(
+            "UPDATE jobs SET status = ?3, output = ?4, stderr = ?5, return_code = ?6, ended = ?7, {}
+             WHERE id = ?1 AND node_uuid = ?2 AND status IN ({})",
+            blank_secrets!(),
+            sql_list(&from)
+        );
+        let done = sqlx::query(&sql)
+            .bind(id.to_hex())
+            .bind(node.as_str())
+            .bind(outcome.status.as_str())
+            .bind(&outcome.output)
+            .bind(&outcome.stderr)
+            .bind(outcome.return_code)
+            .bind(ended.millis())
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn request_kill(
+        &self,
+        id: &JobId,
+        who: Visibility<'_>,
+        now: Timestamp,
+    ) -> Result<Option<KillOutcome>, StoreError> {
+        let hex = id.to_hex();
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let found = sqlx::query(
+            "SELECT status, container_id FROM jobs WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)",
+        )
+        .bind(&hex)
+        .bind(owner_of(&who))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let Some(row) = found else {
+            return Ok(None);
+        };
+        let status: String = row.try_get("status").map_err(backend)?;
+        let previous = JobStatus::from_str(&status)
+            .map_err(|e| StoreError::Corrupt(format!("job {hex}: {e}")))?;
+        let container_id: String = row.try_get("container_id").map_err(backend)?;
+        if previous.transition(JobEvent::Kill) == Ok(JobStatus::Failed) {
+            // queued → failed at once (SPEC §2.9), conditional on it still being queued.
+            sqlx::query(concat!(
+                "UPDATE jobs SET status = 'failed', ended = ?2, output = 'job killed', kill_requested = 1, ",
+                blank_secrets!(),
+                " WHERE id = ?1 AND status = 'queued'"
+            ))
+            .bind(&hex)
+            .bind(now.millis())
+            .execute(&mut *tx)
+            .await
+            .map_err(backend)?;
+        } else {
+            sqlx::query("UPDATE jobs SET kill_requested = 1 WHERE id = ?1")
+                .bind(&hex)
+                .execute(&mut *tx)
+                .await
+                .map_err(backend)?;
+        }
+        tx.commit().await.map_err(backend)?;
+        Ok(Some(KillOutcome {
+            previous,
+            container_id,
+        }))
+    }
+
+    async fn mark_stopping(&self, id: &JobId) -> Result<bool, StoreError> {
+        let done =
+            sqlx::query("UPDATE jobs SET status = 'stopping' WHERE id = ?1 AND status = 'running'")
+                .bind(id.to_hex())
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn kills_pending(&self, node: &NodeId) -> Result<Vec<JobRecord>, StoreError> {
+        let rows = sqlx::query_as::<_, JobRow>(concat!(
+            "SELECT ",
+            columns!(),
+            " FROM jobs WHERE node_uuid = ?1 AND status = 'running' AND kill_requested = 1 ORDER BY seq"
+        ))
+        .bind(node.as_str())
+        .fetch_all(&self.readers)
+        .await
+        .map_err(backend)?;
+        records(rows)
+    }
+
+    async fn delete(&self, id: &JobId, who: Visibility<'_>) -> Result<DeleteOutcome, StoreError> {
+        let hex = id.to_hex();
+        let owner = owner_of(&who);
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        // One conditional statement does the deleting (SPEC §2.8); the read only explains a refusal.
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE id = ?1 AND (?2 IS NULL OR owner = ?2) AND status NOT IN ('running', 'stopping')",
+        )
+        .bind(&hex)
+        .bind(owner)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        let outcome = if done.rows_affected() == 1 {
+            DeleteOutcome::Deleted
+        } else {
+            let visible =
+                sqlx::query("SELECT 1 FROM jobs WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)")
+                    .bind(&hex)
+                    .bind(owner)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(backend)?;
+            if visible.is_some() {
+                DeleteOutcome::Active
+            } else {
+                DeleteOutcome::NotFound
+            }
+        };
+        tx.commit().await.map_err(backend)?;
+        Ok(outcome)
+    }
+
+    async fn list(
+        &self,
+        who: Visibility<'_>,
+        skip: u64,
+        limit: u64,
+    ) -> Result<(Vec<JobRecord>, u64), StoreError> {
+        // Two shapes rather than `?1 IS NULL OR owner = ?1`, so each walks its own index.
+        let (page_sql, count_sql) = match who {
+            Visibility::All => (
+                concat!("SELECT ", columns!(), " FROM jobs ORDER BY submitted DESC, seq DESC LIMIT ?2 OFFSET ?3"),
+                "SELECT COUNT(*) FROM jobs",
+            ),
+            Visibility::Owner(_) => (
+                concat!(
+                    "SELECT ",
+                    columns!(),
+                    " FROM jobs WHERE owner = ?1 ORDER BY submitted DESC, seq DESC LIMIT ?2 OFFSET ?3"
+                ),
+                "SELECT COUNT(*) FROM jobs WHERE owner = ?1",
+            ),
+        };
+        let owner = owner_of(&who);
+        // One read transaction, so the page and the total agree.
+        let mut tx = self.readers.begin().await.map_err(backend)?;
+        let rows = sqlx::query_as::<_, JobRow>(page_sql)
+            .bind(owner)
+            .bind(to_i64(limit))
+            .bind(to_i64(skip))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(backend)?;
+        let total: i64 = sqlx::query_scalar(count_sql)
+            .bind(owner)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(backend)?;
+        tx.commit().await.map_err(backend)?;
+        Ok((records(rows)?, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn count_by_status(&self) -> Result<HashMap<JobStatus, u64>, StoreError> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, COUNT(*) FROM jobs GROUP BY status")
+                .fetch_all(&self.readers)
+                .await
+                .map_err(backend)?;
+        let mut counts: HashMap<JobStatus, u64> =
+            JobStatus::ALL.into_iter().map(|st| (st, 0)).collect();
+        for (status, n) in rows {
+            let st =
+                JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            counts.insert(st, u64::try_from(n).unwrap_or(0));
+        }
+        Ok(counts)
+    }
+
+    async fn count_active_on(&self, node: &NodeId) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM jobs WHERE node_uuid = ?1 AND status IN ('running', 'stopping')",
+        )
+        .bind(node.as_str())
+        .fetch_one(&self.readers)
+        .await
+        .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn purge_ended_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        // The status list repeats the `jobs_ended` partial index's, so SQLite can use it.
+        let done = sqlx::query(
+            "DELETE FROM jobs WHERE status IN ('success', 'failed', 'notauthorised', 'unknown') AND ended < ?1",
+        )
+        .bind(cutoff.millis())
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn locations_name_files() {
+        for (location, path) in [
+            (
+                "sqlite:///var/lib/gostint/gostint.db",
+                "/var/lib/gostint/gostint.db",
+            ),
+            ("sqlite://data/g.db", "data/g.db"),
+            ("sqlite:data/g.db?mode=rwc", "data/g.db"),
+            ("/tmp/x.db", "/tmp/x.db"),
+            ("rel.db", "rel.db"),
+        ] {
+            assert_eq!(
+                database_path(location).unwrap(),
+                PathBuf::from(path),
+                "{location}"
+            );
+        }
+        for bad in [
+            "",
+            "sqlite://",
+            "sqlite::memory:",
+            "sqlite://:memory:",
+            "postgres://h/db",
+            "mongodb://h:27017",
+        ] {
+            assert!(
+                matches!(database_path(bad), Err(OpenError::BadLocation(_))),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn purge_and_schema_status_lists_are_the_final_statuses() {
+        let finals: Vec<JobStatus> = JobStatus::ALL
+            .into_iter()
+            .filter(JobStatus::is_final)
+            .collect();
+        assert_eq!(
+            sql_list(&finals),
+            "'success', 'failed', 'notauthorised', 'unknown'"
+        );
+        let active: Vec<JobStatus> = JobStatus::ALL
+            .into_iter()
+            .filter(JobStatus::is_active)
+            .collect();
+        assert_eq!(sql_list(&active), "'running', 'stopping'");
+    }
+
+    #[test]
+    fn finish_is_allowed_from_the_state_machines_statuses() {
+        assert_eq!(
+            statuses_allowing(JobEvent::Finish(JobStatus::Success)),
+            vec![JobStatus::Running, JobStatus::Unknown]
+        );
+        assert_eq!(
+            statuses_allowing(JobEvent::Finish(JobStatus::Failed)),
+            vec![JobStatus::Running, JobStatus::Stopping, JobStatus::Unknown]
+        );
+        assert!(statuses_allowing(JobEvent::Finish(JobStatus::Queued)).is_empty());
+    }
+}
