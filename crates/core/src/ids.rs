@@ -80,6 +80,13 @@ impl NodeId {
     }
 }
 
+impl NodeId {
+    /// The `output` of this node's jobs when it stops heartbeating (SPEC.md §5.6).
+    pub fn lost_message(&self) -> String {
+        format!("gostint node {} stopped reporting; outcome unknown", self.0)
+    }
+}
+
 impl fmt::Display for NodeId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

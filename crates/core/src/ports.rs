@@ -108,7 +108,50 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// Deletes final jobs whose `ended` is before `cutoff`; returns how many.
     async fn purge_ended_before(&self, cutoff: Timestamp) -> Result<u64, StoreError>;
+
+    /// Records that `node` is alive: upserts its row with `last_seen` = `now`.
+    async fn heartbeat(&self, node: &NodeId, now: Timestamp) -> Result<(), StoreError>;
+
+    /// Removes `node`'s row (clean shutdown).
+    async fn deregister(&self, node: &NodeId) -> Result<(), StoreError>;
+
+    /// Ends every `running`/`stopping` job owned by `node` as `unknown`, `ended` = `now`,
+    /// `output` = `gostint node <uuid> stopped reporting; outcome unknown`, secrets blanked;
+    /// frees their queues. Returns how many jobs it marked.
+    async fn mark_node_lost(&self, node: &NodeId, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// The nodes whose last heartbeat is before `cutoff`, other than `except` (the caller):
+    /// for each, [`JobStore::mark_node_lost`] and delete its row, all jobs in one go (the
+    /// original marked one job per pass). Returns the reaped node ids.
+    async fn reap_stale_nodes(
+        &self,
+        cutoff: Timestamp,
+        now: Timestamp,
+        except: &NodeId,
+    ) -> Result<Vec<NodeId>, StoreError>;
+
+    /// The ids of nodes other than `except` that own `running`/`stopping` jobs but have no
+    /// node row (e.g. a previous run of a single-node store that crashed).
+    async fn orphan_owners(&self, except: &NodeId) -> Result<Vec<NodeId>, StoreError>;
+
+    /// Delivers [`StoreEvent`]s that other processes caused (PostgreSQL LISTEN/NOTIFY) to
+    /// `sink` until the store is dropped, reconnecting on errors. A store with one process
+    /// (SQLite) has nothing to deliver and returns at once.
+    async fn listen(&self, sink: EventSink) -> Result<(), StoreError>;
 }
+
+/// Something that happened in the store which may let a node claim or kill.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum StoreEvent {
+    /// A job was queued, or a queue freed: claimers should look.
+    Claimable,
+    /// A kill was requested for an active job: its owner should look.
+    KillRequested,
+}
+
+/// Where a store delivers [`StoreEvent`]s (called from the store's listener task; keep it
+/// cheap: a `Notify::notify_one`).
+pub type EventSink = std::sync::Arc<dyn Fn(StoreEvent) + Send + Sync>;
 
 // ---------------------------------------------------------------- container runtime
 

@@ -30,7 +30,7 @@ use gostint_core::{
 
 /// The output a stale-node sweep writes (SPEC §5.6); the suite passes it to the hook.
 pub fn node_lost_message(node: &NodeId) -> String {
-    format!("gostint node {node} stopped reporting; outcome unknown")
+    node.lost_message()
 }
 
 type MarkNodeLost =

@@ -215,17 +215,10 @@ impl SqliteJobStore {
     }
 
     /// What the stale-node sweep does (SPEC §5.6): turns **every** `running`/`stopping` job
-    /// of `node` into `unknown` with `ended` = `now` and `output`, blanking its secrets like
-    /// any end; returns how many.
-    ///
-    /// # Errors
-    /// A database failure.
-    pub async fn mark_node_lost(
-        &self,
-        node: &NodeId,
-        now: Timestamp,
-        output: &str,
-    ) -> Result<u64, StoreError> {
+    /// of `node` into `unknown` with `ended` = `now` and the node-lost output, blanking its
+    /// secrets like any end; returns how many.
+    async fn mark_lost(&self, node: &NodeId, now: Timestamp) -> Result<u64, StoreError> {
+        let output = node.lost_message();
         let done = sqlx::query(concat!(
             "UPDATE jobs SET status = 'unknown', ended = ?2, output = ?3, ",
             blank_secrets!(),
@@ -233,7 +226,7 @@ impl SqliteJobStore {
         ))
         .bind(node.as_str())
         .bind(now.millis())
-        .bind(output)
+        .bind(&output)
         .execute(&self.writer)
         .await
         .map_err(backend)?;
@@ -702,6 +695,74 @@ impl JobStore for SqliteJobStore {
         .await
         .map_err(backend)?;
         Ok(done.rows_affected())
+    }
+
+    async fn heartbeat(&self, node: &NodeId, now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO nodes (node_uuid, last_seen) VALUES (?1, ?2)
+             ON CONFLICT (node_uuid) DO UPDATE SET last_seen = excluded.last_seen",
+        )
+        .bind(node.as_str())
+        .bind(now.millis())
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn deregister(&self, node: &NodeId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM nodes WHERE node_uuid = ?1")
+            .bind(node.as_str())
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn mark_node_lost(&self, node: &NodeId, now: Timestamp) -> Result<u64, StoreError> {
+        self.mark_lost(node, now).await
+    }
+
+    async fn reap_stale_nodes(
+        &self,
+        cutoff: Timestamp,
+        now: Timestamp,
+        except: &NodeId,
+    ) -> Result<Vec<NodeId>, StoreError> {
+        let rows = sqlx::query("SELECT node_uuid FROM nodes WHERE last_seen < ?1 AND node_uuid <> ?2")
+            .bind(cutoff.millis())
+            .bind(except.as_str())
+            .fetch_all(&self.writer)
+            .await
+            .map_err(backend)?;
+        let mut reaped = Vec::new();
+        for row in rows {
+            let node = NodeId::new(row.try_get::<String, _>("node_uuid").map_err(backend)?);
+            self.mark_lost(&node, now).await?;
+            self.deregister(&node).await?;
+            reaped.push(node);
+        }
+        Ok(reaped)
+    }
+
+    async fn orphan_owners(&self, except: &NodeId) -> Result<Vec<NodeId>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT DISTINCT node_uuid FROM jobs
+             WHERE status IN ('running', 'stopping') AND node_uuid <> ?1
+               AND node_uuid NOT IN (SELECT node_uuid FROM nodes)",
+        )
+        .bind(except.as_str())
+        .fetch_all(&self.readers)
+        .await
+        .map_err(backend)?;
+        rows.iter()
+            .map(|r| r.try_get::<String, _>("node_uuid").map(NodeId::new).map_err(backend))
+            .collect()
+    }
+
+    async fn listen(&self, _sink: gostint_core::EventSink) -> Result<(), StoreError> {
+        // One process per SQLite file: every event is in-process already.
+        Ok(())
     }
 }
 

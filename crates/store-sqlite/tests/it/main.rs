@@ -7,7 +7,8 @@ mod scale;
 
 use std::sync::Arc;
 
-use gostint_store_contract::{node_lost_message, Subject};
+use gostint_core::JobStore;
+use gostint_store_contract::Subject;
 use gostint_store_sqlite::SqliteJobStore;
 
 /// A fresh store in its own temporary directory.
@@ -24,9 +25,7 @@ pub(crate) async fn fresh_subject() -> Subject {
     Subject::new(store, move |node, now| {
         let store = hook.clone();
         async move {
-            store
-                .mark_node_lost(&node, now, &node_lost_message(&node))
-                .await
+            store.mark_node_lost(&node, now).await
         }
     })
     .keep_alive(dir)
