@@ -1,5 +1,7 @@
 //! End to end: the real server over HTTPS, the real OpenBao, the real Docker engine.
 
+mod api;
+mod modes;
 mod support;
 
 use serde_json::json;

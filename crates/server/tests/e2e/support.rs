@@ -108,6 +108,24 @@ impl TestApp {
         }
     }
 
+    /// Polls until the job reaches `want` (or a final status, which fails the test).
+    pub async fn wait_status(&self, token: &str, id: &str, want: &str) -> Value {
+        let start = Instant::now();
+        loop {
+            let (_, job) = self.get(Some(token), &format!("/v1/api/job/{id}")).await;
+            let st = job["status"].as_str().unwrap_or_default().to_string();
+            if st == want {
+                return job;
+            }
+            assert!(
+                !["success", "failed", "notauthorised", "unknown"].contains(&st.as_str()),
+                "job {id} ended {st} while waiting for {want}: {job}"
+            );
+            assert!(start.elapsed() < Duration::from_secs(60), "job {id} still {st}, never {want}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn stop(mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await;
