@@ -44,6 +44,8 @@ pub mod env {
     pub const MAX_BODY: &str = "GOSTINT_MAX_BODY";
     /// Cap per stored `output` and `stderr` (tail kept). Default `4MiB`.
     pub const MAX_OUTPUT: &str = "GOSTINT_MAX_OUTPUT";
+    /// Cap on the unpacked size of a job's content tar (gzip bombs). Default `1GiB`.
+    pub const MAX_CONTENT: &str = "GOSTINT_MAX_CONTENT";
     /// Stop timeout before SIGKILL when a job is killed. Default `15s`.
     pub const KILL_GRACE: &str = "GOSTINT_KILL_GRACE";
     /// How long SIGTERM waits for this node's jobs. Default `10m`.
@@ -161,6 +163,8 @@ pub struct Settings {
     pub max_body: usize,
     /// Stored output cap in bytes, per stream.
     pub max_output: usize,
+    /// Unpacked content cap in bytes.
+    pub max_content: u64,
     /// Kill grace.
     pub kill_grace: Duration,
     /// SIGTERM drain limit.
@@ -318,6 +322,7 @@ impl Settings {
             inject_token: flag(src.get(env::INJECT_TOKEN), true),
             max_body: size(env::MAX_BODY, "16MiB")?,
             max_output: size(env::MAX_OUTPUT, "4MiB")?,
+            max_content: size(env::MAX_CONTENT, "1GiB")? as u64,
             kill_grace: duration(env::KILL_GRACE, "15s")?,
             drain_timeout: duration(env::DRAIN_TIMEOUT, "10m")?,
             job_timeout: (!job_timeout.is_zero()).then_some(job_timeout),

@@ -14,7 +14,7 @@ use std::time::Duration;
 use anyhow::Context;
 use gostint_api::{ApiConfig, AppState};
 use gostint_config::{Settings, StoreKind, Tls};
-use gostint_core::{content::MAX_CONTENT_UNPACKED, ContainerRuntime, JobStore, JobVault, NodeControl, NodeId, Timestamp};
+use gostint_core::{ContainerRuntime, JobStore, JobVault, NodeControl, NodeId, Timestamp};
 use gostint_worker::pipeline::{PipelineConfig, Ports};
 use gostint_worker::{NodeState, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,7 @@ pub struct Server {
     pub state: Arc<NodeState>,
     /// The worker (running count for drains).
     pub worker: Arc<Worker>,
+    store: Arc<dyn JobStore>,
     cancel: CancellationToken,
     tracker: TaskTracker,
     http: axum_server::Handle,
@@ -48,6 +49,9 @@ impl Server {
         self.cancel.cancel();
         self.tracker.close();
         self.tracker.wait().await;
+        if let Err(e) = self.store.deregister(&self.node).await {
+            warn!(error = %e, "could not deregister this node");
+        }
     }
 
     /// The base URL (`https://127.0.0.1:port`).
@@ -116,7 +120,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         max_output: settings.max_output,
         job_timeout: settings.job_timeout,
         kill_grace: settings.kill_grace,
-        max_content_unpacked: MAX_CONTENT_UNPACKED,
+        max_content_unpacked: settings.max_content,
     };
     let worker = Worker::new(
         ports,
@@ -132,8 +136,32 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     let cancel = CancellationToken::new();
     let tracker = TaskTracker::new();
     tracker.spawn(worker.clone().run(cancel.child_token(), tracker.clone()));
-    tracker.spawn(housekeeping(store.clone(), settings.retention, cancel.child_token()));
+    let housekeeping = Housekeeping {
+        store: store.clone(),
+        runtime: runtime.clone(),
+        node: node.clone(),
+        retention: settings.retention,
+        stale_after: settings.stale_after,
+        worker: worker.clone(),
+    };
+    housekeeping.recover(matches!(settings.store, StoreKind::Sqlite(_))).await?;
+    tracker.spawn(housekeeping.run(cancel.child_token()));
+    // Wake-ups other nodes cause (PostgreSQL LISTEN/NOTIFY); a no-op for SQLite.
+    let sink_worker = worker.clone();
+    let sink: gostint_core::EventSink = Arc::new(move |event| match event {
+        gostint_core::StoreEvent::Claimable => sink_worker.wake(),
+        gostint_core::StoreEvent::KillRequested => sink_worker.wake_kills(),
+    });
+    let listen_store = store.clone();
+    let listen_cancel = cancel.child_token();
+    tracker.spawn(async move {
+        tokio::select! {
+            r = listen_store.listen(sink) => if let Err(e) = r { warn!(error = %e, "store event listener stopped") },
+            _ = listen_cancel.cancelled() => {}
+        }
+    });
 
+    let store_for_server = store.clone();
     let app_state = AppState {
         store,
         vault,
@@ -184,22 +212,88 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         }
     };
     info!(addr = %bound, https, node_uuid = %node, "gostint listening");
-    Ok(Server { addr: bound, https, node, state, worker, cancel, tracker, http })
+    Ok(Server { addr: bound, https, node, state, worker, store: store_for_server, cancel, tracker, http })
 }
 
-/// Purges ended jobs past retention, every 60 s + 0–60 s; errors are logged and retried.
-async fn housekeeping(store: Arc<dyn JobStore>, retention: Duration, cancel: CancellationToken) {
-    loop {
-        let cutoff = Timestamp::from_millis(Timestamp::now().millis() - retention.as_millis() as i64);
-        match store.purge_ended_before(cutoff).await {
+/// What the housekeeping loop needs.
+struct Housekeeping {
+    store: Arc<dyn JobStore>,
+    runtime: Arc<dyn ContainerRuntime>,
+    node: NodeId,
+    retention: Duration,
+    stale_after: Duration,
+    worker: Arc<Worker>,
+}
+
+impl Housekeeping {
+    /// Marks the jobs of `nodes` (dead) `unknown` has been done by the store; here their
+    /// leftover containers on this engine go.
+    async fn remove_containers_of(&self, nodes: &[NodeId]) {
+        for dead in nodes {
+            match self.runtime.remove_labelled("gostint.node_uuid", dead.as_str()).await {
+                Ok(0) => {}
+                Ok(n) => info!(node_uuid = %dead, removed = n, "removed leftover containers of a dead node"),
+                Err(e) => warn!(node_uuid = %dead, error = %e, "could not remove a dead node's containers"),
+            }
+        }
+    }
+
+    /// At start: with a single-process store every other node is a previous run of this
+    /// one (it crashed, or it would have deregistered), so its jobs end `unknown` now and
+    /// its containers go; with a shared store the stale-node sweep decides.
+    async fn recover(&self, single_process: bool) -> anyhow::Result<()> {
+        self.store.heartbeat(&self.node, Timestamp::now()).await.context("registering this node")?;
+        if single_process {
+            let everyone = Timestamp::from_millis(i64::MAX);
+            let mut dead = self.store.reap_stale_nodes(everyone, Timestamp::now(), &self.node).await?;
+            for orphan in self.store.orphan_owners(&self.node).await? {
+                self.store.mark_node_lost(&orphan, Timestamp::now()).await?;
+                dead.push(orphan);
+            }
+            if !dead.is_empty() {
+                warn!(nodes = dead.len(), "a previous run ended without shutting down: its jobs are now unknown");
+                self.worker.wake();
+            }
+            self.remove_containers_of(&dead).await;
+        }
+        Ok(())
+    }
+
+    /// One pass: heartbeat, reap stale nodes, purge ended jobs past retention. Every error
+    /// is logged and retried next pass; nothing here brings the process down.
+    async fn pass(&self) {
+        let now = Timestamp::now();
+        if let Err(e) = self.store.heartbeat(&self.node, now).await {
+            warn!(error = %e, "heartbeat failed; will retry");
+        }
+        let cutoff = Timestamp::from_millis(now.millis() - self.stale_after.as_millis() as i64);
+        match self.store.reap_stale_nodes(cutoff, now, &self.node).await {
+            Ok(dead) if dead.is_empty() => {}
+            Ok(dead) => {
+                warn!(nodes = ?dead.iter().map(NodeId::as_str).collect::<Vec<_>>(), "stale nodes reaped: their jobs are now unknown");
+                self.worker.wake();
+                self.remove_containers_of(&dead).await;
+            }
+            Err(e) => warn!(error = %e, "stale-node sweep failed; will retry"),
+        }
+        let cutoff = Timestamp::from_millis(now.millis() - self.retention.as_millis() as i64);
+        match self.store.purge_ended_before(cutoff).await {
             Ok(0) => {}
             Ok(n) => info!(purged = n, "purged ended jobs past retention"),
             Err(e) => warn!(error = %e, "purging ended jobs failed; will retry"),
         }
-        let jitter = Duration::from_millis(rand::random::<u64>() % 60_000);
-        tokio::select! {
-            _ = tokio::time::sleep(Duration::from_secs(60) + jitter) => {}
-            _ = cancel.cancelled() => return,
+    }
+
+    /// Every 60 s + 0–60 s (SPEC.md §5.7), or sooner when the stale threshold is short.
+    async fn run(self, cancel: CancellationToken) {
+        let base = Duration::from_secs(60).min(self.stale_after / 3).max(Duration::from_millis(200));
+        loop {
+            self.pass().await;
+            let jitter = Duration::from_millis(rand::random::<u64>() % (base.as_millis() as u64).max(1));
+            tokio::select! {
+                _ = tokio::time::sleep(base + jitter) => {}
+                _ = cancel.cancelled() => return,
+            }
         }
     }
 }
