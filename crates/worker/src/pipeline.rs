@@ -97,7 +97,17 @@ async fn record(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, outcome: O
                 return;
             }
             Ok(false) => {
-                // Deleted, or already final: nothing to write.
+                // The state machine refused it. If the job is still ours and active, it was
+                // being killed (`stopping` may only end `failed`): record that, never leave it.
+                if let Ok(Some(now)) = ports.store.get(&job.id).await {
+                    if now.status.is_active() && now.node_uuid == cfg.node.as_str() && status != JobStatus::Failed {
+                        let killed = Outcome { status: JobStatus::Failed, ..outcome.clone() };
+                        if let Ok(true) = ports.store.finish(&job.id, &cfg.node, killed, Timestamp::now()).await {
+                            ports.metrics.jobs_finished.with_label_values(&["failed"]).inc();
+                            return;
+                        }
+                    }
+                }
                 info!(job_id = %job.id, "job no longer ours to finish");
                 return;
             }

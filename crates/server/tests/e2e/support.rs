@@ -8,17 +8,17 @@ use gostint_server::Server;
 use gostint_test_support::{services, Requestor, Services};
 use serde_json::{json, Value};
 
-pub struct TestApp {
-    pub server: Option<Server>,
-    pub url: String,
-    pub http: reqwest::Client,
-    pub req: Requestor,
-    pub svc: Services,
-    pub dir: tempfile::TempDir,
+pub(crate) struct TestApp {
+    pub(crate) server: Option<Server>,
+    pub(crate) url: String,
+    pub(crate) http: reqwest::Client,
+    pub(crate) req: Requestor,
+    pub(crate) svc: Services,
+    _dir: tempfile::TempDir,
 }
 
 /// Starts a server with these extra settings, or `None` when the services are missing.
-pub async fn spawn_app_with(extra: &[(&str, &str)]) -> Option<TestApp> {
+pub(crate) async fn spawn_app_with(extra: &[(&str, &str)]) -> Option<TestApp> {
     let svc = services()?;
     let dir = tempfile::tempdir().expect("tempdir");
     let cert = dir.path().join("cert.pem");
@@ -51,16 +51,16 @@ pub async fn spawn_app_with(extra: &[(&str, &str)]) -> Option<TestApp> {
     }
     let http = http.build().expect("client");
     let req = Requestor::new(&svc);
-    Some(TestApp { server: Some(server), url, http, req, svc, dir })
+    Some(TestApp { server: Some(server), url, http, req, svc, _dir: dir })
 }
 
-pub async fn spawn_app() -> Option<TestApp> {
+pub(crate) async fn spawn_app() -> Option<TestApp> {
     spawn_app_with(&[]).await
 }
 
 impl TestApp {
     /// POSTs a raw body with this token; returns (status, JSON body or text).
-    pub async fn post_raw(&self, token: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, Value) {
+    pub(crate) async fn post_raw(&self, token: Option<&str>, body: impl Into<reqwest::Body>) -> (u16, Value) {
         let mut r = self.http.post(format!("{}/v1/api/job", self.url)).body(body);
         if let Some(t) = token {
             r = r.header("X-Auth-Token", t);
@@ -72,7 +72,7 @@ impl TestApp {
     }
 
     /// POSTs a plain-mode job (a fresh wrapped secret id is added unless the job has one).
-    pub async fn submit(&self, token: &str, mut job: Value) -> String {
+    pub(crate) async fn submit(&self, token: &str, mut job: Value) -> String {
         if job.get("wrap_secret_id").is_none() {
             job["wrap_secret_id"] = json!(self.req.wrapped_secret_id().await);
         }
@@ -82,7 +82,7 @@ impl TestApp {
         body["_id"].as_str().expect("_id").to_string()
     }
 
-    pub async fn get(&self, token: Option<&str>, path: &str) -> (u16, Value) {
+    pub(crate) async fn get(&self, token: Option<&str>, path: &str) -> (u16, Value) {
         let mut r = self.http.get(format!("{}{}", self.url, path));
         if let Some(t) = token {
             r = r.header("X-Auth-Token", t);
@@ -94,7 +94,7 @@ impl TestApp {
     }
 
     /// Polls until the job's status is final (60 s at most).
-    pub async fn wait(&self, token: &str, id: &str) -> Value {
+    pub(crate) async fn wait(&self, token: &str, id: &str) -> Value {
         let start = Instant::now();
         loop {
             let (code, job) = self.get(Some(token), &format!("/v1/api/job/{id}")).await;
@@ -109,7 +109,7 @@ impl TestApp {
     }
 
     /// Polls until the job reaches `want` (or a final status, which fails the test).
-    pub async fn wait_status(&self, token: &str, id: &str, want: &str) -> Value {
+    pub(crate) async fn wait_status(&self, token: &str, id: &str, want: &str) -> Value {
         let start = Instant::now();
         loop {
             let (_, job) = self.get(Some(token), &format!("/v1/api/job/{id}")).await;
@@ -126,7 +126,7 @@ impl TestApp {
         }
     }
 
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         if let Some(s) = self.server.take() {
             s.shutdown().await;
         }
@@ -134,7 +134,7 @@ impl TestApp {
 }
 
 /// Milliseconds since the epoch from the API's RFC 3339 text.
-pub fn ms(v: &Value) -> i64 {
+pub(crate) fn ms(v: &Value) -> i64 {
     let t = v.as_str().expect("timestamp string");
     let dt = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).expect("rfc3339");
     (dt.unix_timestamp_nanos() / 1_000_000) as i64
