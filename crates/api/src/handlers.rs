@@ -3,11 +3,12 @@
 use std::collections::BTreeMap;
 
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use gostint_core::{
-    JobId, JobRecord, JobStatus, NewJob, Owner, SubmitRequest, Timestamp, VaultErrorKind, Visibility,
+    InvalidJobId, JobId, JobRecord, JobStatus, NewJob, Owner, SubmitRequest, Timestamp, VaultErrorKind, Visibility,
 };
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
@@ -56,8 +57,27 @@ async fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Caller, A
     }
 }
 
-fn parse_id(text: &str) -> Result<JobId, ApiError> {
-    text.parse::<JobId>().map_err(|e| ApiError::BadJob(e.to_string()))
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        authenticate(state, &parts.headers).await
+    }
+}
+
+/// The `{jobID}` of a job route, checked for the ObjectId shape (400 otherwise). Put it after
+/// [`Caller`] in a handler's arguments: authentication comes first, as in the original.
+pub(crate) struct JobIdParam(JobId);
+
+impl FromRequestParts<AppState> for JobIdParam {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let Path(text) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::BadJob(InvalidJobId.to_string()))?;
+        text.parse::<JobId>().map(JobIdParam).map_err(|e| ApiError::BadJob(e.to_string()))
+    }
 }
 
 /// The body as bytes, refusing more than the cap with 413.
@@ -83,8 +103,7 @@ struct Submitted {
 const CUBBY_ALERT: &str = "POSSIBLE SECURITY/INTERCEPTION ALERT!!! Failed to read cubbyhole from vault, error: ";
 
 /// `POST /v1/api/job`.
-pub(crate) async fn submit(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers).await?;
+pub(crate) async fn submit(State(state): State<AppState>, caller: Caller, body: Body) -> Result<Response, ApiError> {
     let bytes = read_body(body, state.cfg.max_body).await?;
     // JSON whatever the Content-Type (the original's clients send none or form-urlencoded).
     let mut req: SubmitRequest = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJob(e.to_string()))?;
@@ -135,11 +154,9 @@ async fn read_cubby_payload(state: &AppState, token: &str, path: &str) -> Result
 /// `GET /v1/api/job/{id}`.
 pub(crate) async fn get_job(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: Caller,
+    JobIdParam(id): JobIdParam,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers).await?;
-    let id = parse_id(&id)?;
     let job = state.store.get(&id).await.map_err(ApiError::store)?;
     match job {
         Some(j) if caller.may_see(&j) => Ok(JsonLine(JobView::from(j)).into_response()),
@@ -165,10 +182,9 @@ const PAGE: u64 = 10;
 /// `GET /v1/api/job?skip=N`.
 pub(crate) async fn list(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    caller: Caller,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers).await?;
     // Not an integer → 0; negative → 0 (the original answered 500).
     let skip = q.skip.as_deref().and_then(|s| s.trim().parse::<i64>().ok()).unwrap_or(0).max(0) as u64;
     let (jobs, total) = state.store.list(caller.visibility(), skip, PAGE).await.map_err(ApiError::store)?;
@@ -184,11 +200,9 @@ struct Deleted {
 /// `DELETE /v1/api/job/{id}`.
 pub(crate) async fn delete(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: Caller,
+    JobIdParam(id): JobIdParam,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers).await?;
-    let id = parse_id(&id)?;
     match state.store.delete(&id, caller.visibility()).await.map_err(ApiError::store)? {
         gostint_core::DeleteOutcome::Deleted => Ok(JsonLine(Deleted { _id: id.to_string() }).into_response()),
         gostint_core::DeleteOutcome::NotFound => Err(ApiError::NotFound),
@@ -207,11 +221,9 @@ struct Killed {
 /// `POST /v1/api/job/kill/{id}`.
 pub(crate) async fn kill(
     State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
+    caller: Caller,
+    JobIdParam(id): JobIdParam,
 ) -> Result<Response, ApiError> {
-    let caller = authenticate(&state, &headers).await?;
-    let id = parse_id(&id)?;
     let outcome = state
         .store
         .request_kill(&id, caller.visibility(), Timestamp::now())
