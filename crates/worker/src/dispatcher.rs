@@ -149,7 +149,20 @@ impl Worker {
                 let me = self.clone();
                 tracker.spawn(
                     async move {
-                        run_job(&me.ports, &me.cfg.pipeline, job, &me.abort).await;
+                        let id = job.id;
+                        // A bug in the pipeline must not strand the job `running` nor leak the
+                        // slot: catch the panic and record the job failed.
+                        let run = std::panic::AssertUnwindSafe(run_job(&me.ports, &me.cfg.pipeline, job, &me.abort));
+                        if futures::FutureExt::catch_unwind(run).await.is_err() {
+                            error!(job_id = %id, "job pipeline panicked; recording the job failed");
+                            let outcome = gostint_core::Outcome::message(
+                                gostint_core::JobStatus::Failed,
+                                "gostint internal error while running the job",
+                            );
+                            if let Err(e) = me.ports.store.finish(&id, me.node(), outcome, Timestamp::now()).await {
+                                error!(job_id = %id, error = %e, "could not record the failed job");
+                            }
+                        }
                         me.running.fetch_sub(1, Ordering::SeqCst);
                         me.ports.metrics.jobs_running.dec();
                         // The queue is free: its next job can start now.
