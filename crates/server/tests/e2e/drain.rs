@@ -1,92 +1,12 @@
 //! The `gostint` binary under signals: SIGINT drains, SIGTERM drains then exits (killing what
 //! outlives the drain limit, recorded), SIGKILL is recovered at the next start.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 
-use crate::support::{spawn_app_with, TestApp};
-
-struct Node {
-    child: Child,
-    url: String,
-    http: reqwest::Client,
-}
-
-impl Node {
-    /// The real binary on a free port, plain HTTP, SQLite at `db`.
-    async fn start(app: &TestApp, db: &str, extra: &[(&str, &str)]) -> Node {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gostint"));
-        cmd.arg("serve")
-            .env("VAULT_ADDR", &app.svc.vault_addr)
-            .env("GOSTINT_ROLEID", &app.svc.role_id)
-            .env("GOSTINT_ROLENAME", &app.svc.role_name)
-            .env("GOSTINT_BIND", "127.0.0.1")
-            .env("GOSTINT_PORT", port.to_string())
-            .env("GOSTINT_PLAIN_HTTP", "1")
-            .env("GOSTINT_DBURL", db)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
-        for (k, v) in extra {
-            cmd.env(k, v);
-        }
-        let child = cmd.spawn().expect("gostint binary starts");
-        let node = Node { child, url: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
-        let start = Instant::now();
-        while node.health("state").await.is_none() {
-            assert!(start.elapsed() < Duration::from_secs(30), "gostint did not come up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        node
-    }
-
-    async fn health(&self, key: &str) -> Option<String> {
-        let r = self.http.get(format!("{}/v1/api/health?k={key}", self.url)).send().await.ok()?;
-        r.status().is_success().then_some(())?;
-        r.text().await.ok()
-    }
-
-    async fn submit(&self, app: &TestApp, token: &str, mut job: Value) -> String {
-        job["wrap_secret_id"] = json!(app.req.wrapped_secret_id().await);
-        let r = self.http.post(format!("{}/v1/api/job", self.url)).header("X-Auth-Token", token).body(job.to_string()).send().await.unwrap();
-        assert_eq!(r.status(), 200);
-        r.json::<Value>().await.unwrap()["_id"].as_str().unwrap().to_string()
-    }
-
-    async fn job(&self, token: &str, id: &str) -> Value {
-        self.http.get(format!("{}/v1/api/job/{id}", self.url)).header("X-Auth-Token", token).send().await.unwrap().json().await.unwrap()
-    }
-
-    async fn wait_status(&self, token: &str, id: &str, want: &str) {
-        let start = Instant::now();
-        while self.job(token, id).await["status"] != want {
-            assert!(start.elapsed() < Duration::from_secs(30), "job {id} never {want}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    fn signal(&self, sig: &str) {
-        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
-        assert!(ok, "kill {sig}");
-    }
-
-    /// Waits for the process to exit; returns its exit success and how long it took.
-    fn wait_exit(mut self, limit: Duration) -> (bool, Duration) {
-        let start = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return (status.success(), start.elapsed());
-            }
-            if start.elapsed() > limit {
-                let _ = self.child.kill();
-                panic!("gostint did not exit within {limit:?}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
+use crate::support::{spawn_app_with, Node, TestApp};
 
 /// An in-process app used only as the requestor and, later, to read the same database.
 async fn reader(db: &str) -> Option<TestApp> {

@@ -2,6 +2,7 @@
 //! OpenBao and Docker engine, plus a small API client for the tests.
 
 use std::collections::HashMap;
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use gostint_server::Server;
@@ -139,3 +140,85 @@ pub(crate) fn ms(v: &Value) -> i64 {
     let dt = time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).expect("rfc3339");
     (dt.unix_timestamp_nanos() / 1_000_000) as i64
 }
+
+/// A `gostint` binary run as a child process (signals, crashes, several nodes).
+pub(crate) struct Node {
+    pub(crate) url: String,
+    child: Child,
+    http: reqwest::Client,
+}
+
+impl Node {
+    /// The real binary on a free port, plain HTTP, SQLite at `db`.
+    pub(crate) async fn start(app: &TestApp, db: &str, extra: &[(&str, &str)]) -> Node {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gostint"));
+        cmd.arg("serve")
+            .env("VAULT_ADDR", &app.svc.vault_addr)
+            .env("GOSTINT_ROLEID", &app.svc.role_id)
+            .env("GOSTINT_ROLENAME", &app.svc.role_name)
+            .env("GOSTINT_BIND", "127.0.0.1")
+            .env("GOSTINT_PORT", port.to_string())
+            .env("GOSTINT_PLAIN_HTTP", "1")
+            .env("GOSTINT_DBURL", db)
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().expect("gostint binary starts");
+        let node = Node { child, url: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        let start = Instant::now();
+        while node.health("state").await.is_none() {
+            assert!(start.elapsed() < Duration::from_secs(30), "gostint did not come up");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        node
+    }
+
+    pub(crate) async fn health(&self, key: &str) -> Option<String> {
+        let r = self.http.get(format!("{}/v1/api/health?k={key}", self.url)).send().await.ok()?;
+        r.status().is_success().then_some(())?;
+        r.text().await.ok()
+    }
+
+    pub(crate) async fn submit(&self, app: &TestApp, token: &str, mut job: Value) -> String {
+        job["wrap_secret_id"] = json!(app.req.wrapped_secret_id().await);
+        let r = self.http.post(format!("{}/v1/api/job", self.url)).header("X-Auth-Token", token).body(job.to_string()).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.json::<Value>().await.unwrap()["_id"].as_str().unwrap().to_string()
+    }
+
+    pub(crate) async fn job(&self, token: &str, id: &str) -> Value {
+        self.http.get(format!("{}/v1/api/job/{id}", self.url)).header("X-Auth-Token", token).send().await.unwrap().json().await.unwrap()
+    }
+
+    pub(crate) async fn wait_status(&self, token: &str, id: &str, want: &str) {
+        let start = Instant::now();
+        while self.job(token, id).await["status"] != want {
+            assert!(start.elapsed() < Duration::from_secs(30), "job {id} never {want}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub(crate) fn signal(&self, sig: &str) {
+        let ok = Command::new("kill").args([sig, &self.child.id().to_string()]).status().unwrap().success();
+        assert!(ok, "kill {sig}");
+    }
+
+    /// Waits for the process to exit; returns its exit success and how long it took.
+    pub(crate) fn wait_exit(mut self, limit: Duration) -> (bool, Duration) {
+        let start = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.success(), start.elapsed());
+            }
+            if start.elapsed() > limit {
+                let _ = self.child.kill();
+                panic!("gostint did not exit within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
