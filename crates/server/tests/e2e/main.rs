@@ -1,7 +1,6 @@
 //! End to end: the real server over HTTPS, the real OpenBao, the real Docker engine.
 
 mod api;
-
 mod drain;
 mod lifecycle;
 mod modes;
