@@ -184,3 +184,26 @@ async fn hostile_input_from_an_authenticated_caller_gets_clear_errors() {
     assert_eq!(app.wait(&token, &id).await["output"], "ok\n");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_50_mib_output_is_capped_with_its_tail_kept_and_the_job_ends() {
+    let Some(app) = spawn_app().await else { return };
+    let token = app.req.token(None, &["default"]).await;
+    let id = app
+        .submit(
+            &token,
+            json!({"container_image": app.svc.image, "run": ["sh", "-c", "head -c 52428800 /dev/zero | tr '\\0' a; echo; echo THE-END; echo err-tail >&2"]}),
+        )
+        .await;
+    let j = app.wait(&token, &id).await;
+    assert_eq!(j["status"], "success", "status {}", j["status"]);
+    let out = j["output"].as_str().unwrap();
+    assert!(out.starts_with("[gostint: output truncated]\n"), "{}", &out[..80.min(out.len())]);
+    assert!(out.ends_with("aaaa\nTHE-END\n"), "the tail is kept");
+    assert!(out.len() <= (4 << 20) + 64, "capped at GOSTINT_MAX_OUTPUT: {} bytes", out.len());
+    assert_eq!(j["stderr"], "err-tail\n");
+    // The list still answers with such a job in it.
+    let (code, page) = app.get(Some(&token), "/v1/api/job").await;
+    assert_eq!((code, page["total"].as_u64()), (200, Some(1)));
+    app.stop().await;
+}
