@@ -341,7 +341,9 @@ fn parse_store(url: &str) -> Result<StoreKind, String> {
         return Ok(StoreKind::Postgres(url.to_string()));
     }
     if url.starts_with("mongodb://") || url.starts_with("mongodb+srv://") {
-        return Err("MongoDB is no longer supported: use sqlite://<path> (one node) or postgres://… (several nodes)".into());
+        return Err(
+            "MongoDB is no longer supported: use sqlite://<path> (one node) or postgres://… (several nodes)".into()
+        );
     }
     if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
         if path.is_empty() {
@@ -353,9 +355,9 @@ fn parse_store(url: &str) -> Result<StoreKind, String> {
         return Err("unsupported database URL scheme: use sqlite://<path> or postgres://…".into());
     }
     // The original's MongoDB `host:port` form.
-    let looks_like_host_port = url
-        .rsplit_once(':')
-        .is_some_and(|(host, port)| !host.contains('/') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()));
+    let looks_like_host_port = url.rsplit_once(':').is_some_and(|(host, port)| {
+        !host.contains('/') && !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit())
+    });
     if looks_like_host_port {
         return Err(
             "looks like the original's MongoDB host:port; gostint now uses sqlite://<path> (one node) or postgres://… (several nodes)"
@@ -370,8 +372,10 @@ mod tests {
     use super::*;
 
     fn src(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        let mut m: HashMap<String, String> =
-            [("VAULT_ADDR", "http://127.0.0.1:8200"), ("GOSTINT_ROLEID", "rid")].iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut m: HashMap<String, String> = [("VAULT_ADDR", "http://127.0.0.1:8200"), ("GOSTINT_ROLEID", "rid")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         for (k, v) in pairs {
             m.insert(k.to_string(), v.to_string());
         }

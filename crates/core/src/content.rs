@@ -74,10 +74,7 @@ impl<R: Read> Read for Capped<R> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n as u64 > self.left {
-            return Err(std::io::Error::other(format!(
-                "content unpacks to more than {} bytes",
-                self.limit
-            )));
+            return Err(std::io::Error::other(format!("content unpacks to more than {} bytes", self.limit)));
         }
         self.left -= n as u64;
         Ok(n)
@@ -125,9 +122,7 @@ pub fn parse_metadata(text: &str) -> Result<Metadata, String> {
     if text.trim().is_empty() {
         return Ok(Metadata::default());
     }
-    serde_norway::from_str::<Option<Metadata>>(text)
-        .map(Option::unwrap_or_default)
-        .map_err(|e| e.to_string())
+    serde_norway::from_str::<Option<Metadata>>(text).map(Option::unwrap_or_default).map_err(|e| e.to_string())
 }
 
 /// A tar holding one regular file, for `PUT /containers/{id}/archive?path=/`.
@@ -139,10 +134,7 @@ pub fn single_file_tar(path: &str, data: &[u8], mode: u32, uid: u64, gid: u64) -
     header.set_uid(uid);
     header.set_gid(gid);
     header.set_mtime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
     );
     header.set_entry_type(tar::EntryType::Regular);
     builder
@@ -218,7 +210,10 @@ mod tests {
             "Failed to extract content, unsupported archive format: zip"
         );
         let not_gz = decode_content(&format!("targz,{}", b64(b"hello"))).unwrap();
-        assert!(inspect_content(&not_gz, MAX_CONTENT_UNPACKED).unwrap_err().to_string().starts_with("Failed to unzip content:"));
+        assert!(inspect_content(&not_gz, MAX_CONTENT_UNPACKED)
+            .unwrap_err()
+            .to_string()
+            .starts_with("Failed to unzip content:"));
     }
 
     #[test]
@@ -231,7 +226,10 @@ mod tests {
         }
         assert_eq!(inspect_content(&targz(&[("./run.sh", b"echo")]), MAX_CONTENT_UNPACKED).unwrap(), None);
         let bad = targz(&[("gostint.yml", b"container_image: [unclosed")]);
-        assert!(inspect_content(&bad, MAX_CONTENT_UNPACKED).unwrap_err().to_string().starts_with("Failed parsing yaml in gostint.yml:"));
+        assert!(inspect_content(&bad, MAX_CONTENT_UNPACKED)
+            .unwrap_err()
+            .to_string()
+            .starts_with("Failed parsing yaml in gostint.yml:"));
     }
 
     #[test]

@@ -91,10 +91,8 @@ pub fn resolve(
     };
     let meta = meta.unwrap_or_default();
 
-    let image_text = first(
-        first(&p.container_image, &outer.container_image),
-        meta.container_image.as_deref().unwrap_or(""),
-    );
+    let image_text =
+        first(first(&p.container_image, &outer.container_image), meta.container_image.as_deref().unwrap_or(""));
     let image = ImageRef::parse(image_text)?;
     let pull_policy = PullPolicy::parse(first(&p.image_pull_policy, &outer.image_pull_policy))?;
     let secret_file_type = SecretFileType::parse(first(&p.secret_file_type, &outer.secret_file_type))?;

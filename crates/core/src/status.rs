@@ -72,10 +72,7 @@ impl JobStatus {
 
     /// Whether clients stop polling at this status.
     pub fn is_final(&self) -> bool {
-        matches!(
-            self,
-            JobStatus::Success | JobStatus::Failed | JobStatus::NotAuthorised | JobStatus::Unknown
-        )
+        matches!(self, JobStatus::Success | JobStatus::Failed | JobStatus::NotAuthorised | JobStatus::Unknown)
     }
 
     /// Whether the job holds its queue (at most one active job per qname).
@@ -115,10 +112,7 @@ pub struct UnknownStatus(pub String);
 impl FromStr for JobStatus {
     type Err = UnknownStatus;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        JobStatus::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| UnknownStatus(s.to_string()))
+        JobStatus::ALL.into_iter().find(|st| st.as_str() == s).ok_or_else(|| UnknownStatus(s.to_string()))
     }
 }
 

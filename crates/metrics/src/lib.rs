@@ -74,9 +74,7 @@ impl Metrics {
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut buf = Vec::new();
-        TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buf)
-            .expect("encoding into memory cannot fail");
+        TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("encoding into memory cannot fail");
         String::from_utf8_lossy(&buf).into_owned()
     }
 }

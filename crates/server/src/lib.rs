@@ -73,7 +73,9 @@ pub async fn open_store(kind: &StoreKind) -> anyhow::Result<Arc<dyn JobStore>> {
                 .with_context(|| format!("opening the SQLite job store at {}", path.display()))?;
             Ok(Arc::new(store))
         }
-        StoreKind::Postgres(_) => anyhow::bail!("GOSTINT_DBURL: the PostgreSQL store is not available in this build yet"),
+        StoreKind::Postgres(_) => {
+            anyhow::bail!("GOSTINT_DBURL: the PostgreSQL store is not available in this build yet")
+        }
     }
 }
 
@@ -109,7 +111,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     let node = NodeId::new(uuid::Uuid::new_v4().to_string());
     let state = Arc::new(NodeState::default());
     let metrics = gostint_metrics::Metrics::new();
-    let ports = Ports { store: store.clone(), runtime: runtime.clone(), vault: vault.clone(), metrics: metrics.clone() };
+    let ports =
+        Ports { store: store.clone(), runtime: runtime.clone(), vault: vault.clone(), metrics: metrics.clone() };
     let pipeline = PipelineConfig {
         node: node.clone(),
         role_id: settings.role_id.clone(),
@@ -178,9 +181,9 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     };
     let app = gostint_api::router(app_state);
 
-    let addr: SocketAddr = format!("{}:{}", settings.bind, settings.port)
-        .parse()
-        .with_context(|| format!("GOSTINT_BIND/GOSTINT_PORT: {}:{} is not a socket address", settings.bind, settings.port))?;
+    let addr: SocketAddr = format!("{}:{}", settings.bind, settings.port).parse().with_context(|| {
+        format!("GOSTINT_BIND/GOSTINT_PORT: {}:{} is not a socket address", settings.bind, settings.port)
+    })?;
     let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
     listener.set_nonblocking(true).context("setting the listener non-blocking")?;
     let bound = listener.local_addr().context("reading the bound address")?;

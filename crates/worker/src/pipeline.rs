@@ -8,8 +8,8 @@ use base64::Engine;
 use gostint_core::content::{parse_metadata, patch_passwd, single_file_tar};
 use gostint_core::secrets::render_secrets;
 use gostint_core::{
-    resolve, ContainerRuntime, ContainerSpec, JobDefinition, JobRecord, JobStatus, JobStore, JobVault, NodeId,
-    Outcome, ResolvedJob, SecretRef, Timestamp,
+    resolve, ContainerRuntime, ContainerSpec, JobDefinition, JobRecord, JobStatus, JobStore, JobVault, NodeId, Outcome,
+    ResolvedJob, SecretRef, Timestamp,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -305,10 +305,7 @@ fn container_spec(cfg: &PipelineConfig, job: &JobRecord, r: &ResolvedJob, token:
         env,
         tty: r.tty,
         user: "2001:2001".into(),
-        labels: vec![
-            ("gostint.job_id".into(), job.id.to_string()),
-            ("gostint.node_uuid".into(), cfg.node.to_string()),
-        ],
+        labels: vec![("gostint.job_id".into(), job.id.to_string()), ("gostint.node_uuid".into(), cfg.node.to_string())],
         ca_bind: cfg.vault_cacert.clone(),
     }
 }

@@ -148,7 +148,10 @@ async fn health_degrades_when_docker_is_down() {
     assert!(h.get("containers").is_none(), "docker keys are left out: {h}");
     let (code, body) = call(&app, "GET", "/v1/api/health?k=containers", None).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({"status": "Service Unavailable.", "error": "docker unavailable"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"status": "Service Unavailable.", "error": "docker unavailable"})
+    );
     let (code, body) = call(&app, "GET", "/v1/api/health?k=queued_jobs", None).await;
     assert_eq!((code, body.as_str()), (StatusCode::OK, "0"));
 }
@@ -158,7 +161,10 @@ async fn vault_outage_is_503_not_400() {
     let (app, _dir) = app(false, false).await;
     let (code, body) = call(&app, "GET", "/v1/api/job", Some("good")).await;
     assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(serde_json::from_str::<Value>(&body).unwrap(), json!({"status": "Service Unavailable.", "error": "vault unavailable"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&body).unwrap(),
+        json!({"status": "Service Unavailable.", "error": "vault unavailable"})
+    );
     // The caller sees no Vault text or URL.
     assert!(!body.contains("refused"));
 }
@@ -196,5 +202,8 @@ async fn a_cubbyhole_with_nothing_in_it_is_the_interception_alert() {
     let body = resp.into_body().collect().await.unwrap().to_bytes();
     let v: Value = serde_json::from_slice(&body).unwrap();
     assert_eq!(v["status"], "Internal Error.");
-    assert!(v["error"].as_str().unwrap().starts_with("POSSIBLE SECURITY/INTERCEPTION ALERT!!! Failed to read cubbyhole from vault, error: "));
+    assert!(v["error"]
+        .as_str()
+        .unwrap()
+        .starts_with("POSSIBLE SECURITY/INTERCEPTION ALERT!!! Failed to read cubbyhole from vault, error: "));
 }

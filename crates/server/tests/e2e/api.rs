@@ -14,9 +14,24 @@ async fn routes_answer_the_contract() {
     assert_eq!(code, 200);
     let map = h.as_object().expect("health is an object");
     for key in [
-        "state", "all_jobs", "queued_jobs", "running_jobs", "stopping_jobs", "success_jobs", "failed_jobs",
-        "notauthorised_jobs", "unknown_jobs", "containers", "containers_running", "containers_paused",
-        "containers_stopped", "images", "mem_total", "architecture", "operating_system", "node_uuid",
+        "state",
+        "all_jobs",
+        "queued_jobs",
+        "running_jobs",
+        "stopping_jobs",
+        "success_jobs",
+        "failed_jobs",
+        "notauthorised_jobs",
+        "unknown_jobs",
+        "containers",
+        "containers_running",
+        "containers_paused",
+        "containers_stopped",
+        "images",
+        "mem_total",
+        "architecture",
+        "operating_system",
+        "node_uuid",
         "node_running_jobs",
     ] {
         assert!(map.get(key).is_some_and(Value::is_string), "health key {key}: {h}");
@@ -38,15 +53,31 @@ async fn routes_answer_the_contract() {
 
     // Job ids: bad shape 400, unknown 404 (GET, DELETE, kill).
     let (code, body) = app.get(Some(&token), "/v1/api/job/xyz").await;
-    assert_eq!((code, body), (400, json!({"status": "Invalid job request.", "error": "Invalid job ID (not ObjectIdHex)"})));
+    assert_eq!(
+        (code, body),
+        (400, json!({"status": "Invalid job request.", "error": "Invalid job ID (not ObjectIdHex)"}))
+    );
     let missing = "5b6d1a2b5b6d1a2b5b6d1a2b";
     let (code, body) = app.get(Some(&token), &format!("/v1/api/job/{missing}")).await;
     assert_eq!((code, body), (404, json!({"status": "Not Found.", "error": "not found"})));
-    let r = app.http.delete(format!("{}/v1/api/job/{missing}", app.url)).header("X-Auth-Token", &token).send().await.unwrap();
+    let r = app
+        .http
+        .delete(format!("{}/v1/api/job/{missing}", app.url))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let r = app.http.post(format!("{}/v1/api/job/kill/{missing}", app.url)).header("X-Auth-Token", &token).send().await.unwrap();
+    let r = app
+        .http
+        .post(format!("{}/v1/api/job/kill/{missing}", app.url))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let r = app.http.post(format!("{}/v1/api/job/kill/zzz", app.url)).header("X-Auth-Token", &token).send().await.unwrap();
+    let r =
+        app.http.post(format!("{}/v1/api/job/kill/zzz", app.url)).header("X-Auth-Token", &token).send().await.unwrap();
     assert_eq!(r.status(), 400);
 
     // Unknown route: plain-text 404; wrong method 405; trailing slash 301 with query kept;
@@ -110,19 +141,42 @@ async fn list_pages_newest_first_and_delete_follows_the_rules() {
     }
 
     // Delete a finished job; a running one is refused; a queued one is cancelled.
-    let r = app.http.delete(format!("{}/v1/api/job/{}", app.url, ids[0])).header("X-Auth-Token", &token).send().await.unwrap();
+    let r = app
+        .http
+        .delete(format!("{}/v1/api/job/{}", app.url, ids[0]))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.json::<Value>().await.unwrap(), json!({"_id": ids[0]}));
     let (code, _) = app.get(Some(&token), &format!("/v1/api/job/{}", ids[0])).await;
     assert_eq!(code, 404);
 
-    let running = app.submit(&token, json!({"qname": "del", "container_image": app.svc.image, "run": ["sleep", "3"]})).await;
-    let queued = app.submit(&token, json!({"qname": "del", "container_image": app.svc.image, "run": ["echo", "never"]})).await;
+    let running =
+        app.submit(&token, json!({"qname": "del", "container_image": app.svc.image, "run": ["sleep", "3"]})).await;
+    let queued =
+        app.submit(&token, json!({"qname": "del", "container_image": app.svc.image, "run": ["echo", "never"]})).await;
     app.wait_status(&token, &running, "running").await;
-    let r = app.http.delete(format!("{}/v1/api/job/{running}", app.url)).header("X-Auth-Token", &token).send().await.unwrap();
+    let r = app
+        .http
+        .delete(format!("{}/v1/api/job/{running}", app.url))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
-    assert_eq!(r.json::<Value>().await.unwrap(), json!({"status": "Invalid job request.", "error": "Cannot delete a running/stopping job"}));
-    let r = app.http.delete(format!("{}/v1/api/job/{queued}", app.url)).header("X-Auth-Token", &token).send().await.unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        json!({"status": "Invalid job request.", "error": "Cannot delete a running/stopping job"})
+    );
+    let r = app
+        .http
+        .delete(format!("{}/v1/api/job/{queued}", app.url))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "a queued job can be deleted (cancelled)");
     assert_eq!(app.wait(&token, &running).await["status"], "success");
     let (code, _) = app.get(Some(&token), &format!("/v1/api/job/{queued}")).await;
@@ -135,7 +189,8 @@ async fn requests_are_json_whatever_the_content_type_and_capped_in_size() {
     let Some(app) = spawn_app_small_body().await else { return };
     let token = app.req.token(None, &["default"]).await;
     let wrap = app.req.wrapped_secret_id().await;
-    let body = json!({"qname": "ct", "container_image": app.svc.image, "run": ["true"], "wrap_secret_id": wrap}).to_string();
+    let body =
+        json!({"qname": "ct", "container_image": app.svc.image, "run": ["true"], "wrap_secret_id": wrap}).to_string();
     let r = app
         .http
         .post(format!("{}/v1/api/job", app.url))

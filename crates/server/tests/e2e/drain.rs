@@ -21,7 +21,13 @@ async fn sigint_drains_and_sigterm_exits_after_the_running_job() {
     let Some(helper) = spawn_app_with(&[]).await else { return };
     let token = helper.req.token(None, &["default"]).await;
     let node = Node::start(&helper, &db, &[]).await;
-    let running = node.submit(&helper, &token, json!({"qname": "d1", "container_image": helper.svc.image, "run": ["sh", "-c", "sleep 3; echo done"]})).await;
+    let running = node
+        .submit(
+            &helper,
+            &token,
+            json!({"qname": "d1", "container_image": helper.svc.image, "run": ["sh", "-c", "sleep 3; echo done"]}),
+        )
+        .await;
     node.wait_status(&token, &running, "running").await;
 
     node.signal("-INT");
@@ -31,7 +37,9 @@ async fn sigint_drains_and_sigterm_exits_after_the_running_job() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(node.health("node_running_jobs").await.as_deref(), Some("1"));
-    let waiting = node.submit(&helper, &token, json!({"qname": "d2", "container_image": helper.svc.image, "run": ["echo", "later"]})).await;
+    let waiting = node
+        .submit(&helper, &token, json!({"qname": "d2", "container_image": helper.svc.image, "run": ["echo", "later"]}))
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     assert_eq!(node.job(&token, &waiting).await["status"], "queued", "a draining node claims nothing");
 
@@ -57,7 +65,13 @@ async fn sigterm_past_the_drain_limit_kills_and_records_the_job() {
     let Some(helper) = spawn_app_with(&[]).await else { return };
     let token = helper.req.token(None, &["default"]).await;
     let node = Node::start(&helper, &db, &[("GOSTINT_DRAIN_TIMEOUT", "1s"), ("GOSTINT_KILL_GRACE", "1s")]).await;
-    let id = node.submit(&helper, &token, json!({"container_image": helper.svc.image, "run": ["sh", "-c", "echo begun; sleep 60"]})).await;
+    let id = node
+        .submit(
+            &helper,
+            &token,
+            json!({"container_image": helper.svc.image, "run": ["sh", "-c", "echo begun; sleep 60"]}),
+        )
+        .await;
     node.wait_status(&token, &id, "running").await;
     tokio::time::sleep(Duration::from_millis(700)).await;
     node.signal("-TERM");
@@ -80,8 +94,12 @@ async fn a_crashed_node_is_recovered_at_the_next_start() {
     let Some(helper) = spawn_app_with(&[]).await else { return };
     let token = helper.req.token(None, &["default"]).await;
     let node = Node::start(&helper, &db, &[]).await;
-    let id = node.submit(&helper, &token, json!({"qname": "c", "container_image": helper.svc.image, "run": ["sleep", "60"]})).await;
-    let next = node.submit(&helper, &token, json!({"qname": "c", "container_image": helper.svc.image, "run": ["echo", "next"]})).await;
+    let id = node
+        .submit(&helper, &token, json!({"qname": "c", "container_image": helper.svc.image, "run": ["sleep", "60"]}))
+        .await;
+    let next = node
+        .submit(&helper, &token, json!({"qname": "c", "container_image": helper.svc.image, "run": ["echo", "next"]}))
+        .await;
     let start = Instant::now();
     while node.job(&token, &id).await["container_id"] == "" {
         assert!(start.elapsed() < Duration::from_secs(30));
@@ -97,10 +115,8 @@ async fn a_crashed_node_is_recovered_at_the_next_start() {
     assert_eq!(j["status"], "unknown", "{j}");
     assert_eq!(j["output"], format!("gostint node {dead_node} stopped reporting; outcome unknown"));
     assert_ne!(j["ended"], "0001-01-01T00:00:00Z");
-    let left = Command::new("docker")
-        .args(["ps", "-aq", "--filter", &format!("label=gostint.job_id={id}")])
-        .output()
-        .unwrap();
+    let left =
+        Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=gostint.job_id={id}")]).output().unwrap();
     assert!(left.stdout.is_empty(), "the dead node's container was removed");
     assert_eq!(app.wait(&token, &next).await["output"], "next\n", "its queue moved on");
     app.stop().await;

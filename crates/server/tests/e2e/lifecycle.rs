@@ -18,7 +18,8 @@ async fn kill_stops_a_running_job_and_fails_a_queued_one_at_once() {
             json!({"qname": "k", "container_image": app.svc.image, "run": ["sh", "-c", "trap '' TERM; echo begun; sleep 60"]}),
         )
         .await;
-    let queued = app.submit(&token, json!({"qname": "k", "container_image": app.svc.image, "run": ["echo", "never"]})).await;
+    let queued =
+        app.submit(&token, json!({"qname": "k", "container_image": app.svc.image, "run": ["echo", "never"]})).await;
     let j = app.wait_status(&token, &running, "running").await;
     // Wait until the container exists (the kill acts on it).
     let mut j = j;
@@ -32,7 +33,13 @@ async fn kill_stops_a_running_job_and_fails_a_queued_one_at_once() {
         let app = &app;
         let token = token.clone();
         async move {
-            let r = app.http.post(format!("{}/v1/api/job/kill/{id}", app.url)).header("X-Auth-Token", token).send().await.unwrap();
+            let r = app
+                .http
+                .post(format!("{}/v1/api/job/kill/{id}", app.url))
+                .header("X-Auth-Token", token)
+                .send()
+                .await
+                .unwrap();
             (r.status().as_u16(), r.json::<Value>().await.unwrap())
         }
     };
@@ -65,14 +72,20 @@ async fn tenants_cannot_see_each_others_jobs_and_the_admin_sees_both() {
     let alice = app.req.token(None, &["default"]).await;
     let bob = app.req.token(None, &["default"]).await;
     let admin = app.req.token(None, &["default", "gostint-admin"]).await;
-    let a = app.submit(&alice, json!({"qname": "t-a", "container_image": app.svc.image, "run": ["echo", "alice's secret output"]})).await;
+    let a = app
+        .submit(
+            &alice,
+            json!({"qname": "t-a", "container_image": app.svc.image, "run": ["echo", "alice's secret output"]}),
+        )
+        .await;
     let b = app.submit(&bob, json!({"qname": "t-b", "container_image": app.svc.image, "run": ["sleep", "5"]})).await;
     app.wait(&alice, &a).await;
 
     // Bob: Alice's job is as if it did not exist, on every route.
     let (code, body) = app.get(Some(&bob), &format!("/v1/api/job/{a}")).await;
     assert_eq!((code, body), (404, json!({"status": "Not Found.", "error": "not found"})));
-    let r = app.http.post(format!("{}/v1/api/job/kill/{a}", app.url)).header("X-Auth-Token", &bob).send().await.unwrap();
+    let r =
+        app.http.post(format!("{}/v1/api/job/kill/{a}", app.url)).header("X-Auth-Token", &bob).send().await.unwrap();
     assert_eq!(r.status(), 404);
     let r = app.http.delete(format!("{}/v1/api/job/{a}", app.url)).header("X-Auth-Token", &bob).send().await.unwrap();
     assert_eq!(r.status(), 404);
@@ -130,7 +143,12 @@ async fn hostile_input_from_an_authenticated_caller_gets_clear_errors() {
 
     // 10k env entries run fine.
     let env: Vec<String> = (0..10_000).map(|i| format!("V{i}=x")).collect();
-    let id = app.submit(&token, json!({"qname": "h", "container_image": img, "env_vars": env, "run": ["sh", "-c", "echo $V9999"]})).await;
+    let id = app
+        .submit(
+            &token,
+            json!({"qname": "h", "container_image": img, "env_vars": env, "run": ["sh", "-c", "echo $V9999"]}),
+        )
+        .await;
     let j = app.wait(&token, &id).await;
     assert_eq!((j["status"].as_str(), j["output"].as_str()), (Some("success"), Some("x\n")), "{j}");
 
@@ -138,7 +156,14 @@ async fn hostile_input_from_an_authenticated_caller_gets_clear_errors() {
     let write = |path: &'static str, body: Value| {
         let app = &app;
         async move {
-            let r = app.http.post(format!("{}/v1/{path}", app.svc.vault_addr)).header("X-Vault-Token", &app.svc.root_token).json(&body).send().await.unwrap();
+            let r = app
+                .http
+                .post(format!("{}/v1/{path}", app.svc.vault_addr))
+                .header("X-Vault-Token", &app.svc.root_token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
             assert!(r.status().is_success(), "{path}: {}", r.status());
         }
     };
@@ -148,7 +173,9 @@ async fn hostile_input_from_an_authenticated_caller_gets_clear_errors() {
         (json!(["v@secret/hostile.nokey"]), "failed", "No data returned from vault path secret/hostile.nokey"),
     ];
     for (refs, status, want) in cases {
-        let id = app.submit(&token, json!({"qname": "h", "container_image": img, "secret_refs": refs, "run": ["true"]})).await;
+        let id = app
+            .submit(&token, json!({"qname": "h", "container_image": img, "secret_refs": refs, "run": ["true"]}))
+            .await;
         let j = app.wait(&token, &id).await;
         assert_eq!((j["status"].as_str(), j["output"].as_str()), (Some(status), Some(want)), "{refs}");
     }

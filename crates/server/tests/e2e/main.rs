@@ -79,7 +79,12 @@ async fn a_reused_wrap_token_makes_the_job_notauthorised() {
     let j = app.wait(&token, &second).await;
     assert_eq!(j["status"], "notauthorised", "{j}");
     let out = j["output"].as_str().unwrap();
-    assert!(out.starts_with("Request failed to unwrap the token to retrieve the SecretID - POSSIBLE SECURITY/INTERCEPTION ALERT!!!"), "{out}");
+    assert!(
+        out.starts_with(
+            "Request failed to unwrap the token to retrieve the SecretID - POSSIBLE SECURITY/INTERCEPTION ALERT!!!"
+        ),
+        "{out}"
+    );
     assert!(!out.contains(&wrap), "the wrapping token must not be echoed");
     app.stop().await;
 }
@@ -138,12 +143,27 @@ async fn bad_input_is_a_clear_400_or_a_failed_job_and_never_wedges_the_queue() {
     assert_eq!(body["error"], "AppRole SecretID's Wrapping Token must be present in the job request");
 
     let cases = [
-        (json!({"qname": "bad", "container_image": app.svc.image, "content": "not-a-content-string"}), "Failed to parse invalid content"),
-        (json!({"qname": "bad", "container_image": app.svc.image, "content": "targz,@@@"}), "Failed to decode content base64:"),
+        (
+            json!({"qname": "bad", "container_image": app.svc.image, "content": "not-a-content-string"}),
+            "Failed to parse invalid content",
+        ),
+        (
+            json!({"qname": "bad", "container_image": app.svc.image, "content": "targz,@@@"}),
+            "Failed to decode content base64:",
+        ),
         (json!({"qname": "bad", "container_image": "gostint-test/does-not-exist:1"}), ""),
-        (json!({"qname": "bad", "container_image": app.svc.image, "secret_refs": ["no-at-sign"]}), "Secretref is unparseable: no-at-sign"),
-        (json!({"qname": "bad", "container_image": app.svc.image, "secret_refs": ["x@secret/nothing-here.k"]}), "Failed to retrieve secret secret/nothing-here from vault"),
-        (json!({"qname": "bad", "container_image": app.svc.image, "image_pull_policy": "Sometimes"}), "Incorrect value for image_pull_policy: Sometimes"),
+        (
+            json!({"qname": "bad", "container_image": app.svc.image, "secret_refs": ["no-at-sign"]}),
+            "Secretref is unparseable: no-at-sign",
+        ),
+        (
+            json!({"qname": "bad", "container_image": app.svc.image, "secret_refs": ["x@secret/nothing-here.k"]}),
+            "Failed to retrieve secret secret/nothing-here from vault",
+        ),
+        (
+            json!({"qname": "bad", "container_image": app.svc.image, "image_pull_policy": "Sometimes"}),
+            "Incorrect value for image_pull_policy: Sometimes",
+        ),
     ];
     for (job, want) in cases {
         let id = app.submit(&token, job.clone()).await;
@@ -153,7 +173,9 @@ async fn bad_input_is_a_clear_400_or_a_failed_job_and_never_wedges_the_queue() {
         assert!(out.starts_with(want) && !out.is_empty(), "{job} → {out:?}");
     }
     // The queue still works afterwards.
-    let id = app.submit(&token, json!({"qname": "bad", "container_image": app.svc.image, "run": ["echo", "still alive"]})).await;
+    let id = app
+        .submit(&token, json!({"qname": "bad", "container_image": app.svc.image, "run": ["echo", "still alive"]}))
+        .await;
     let j = app.wait(&token, &id).await;
     assert_eq!(j["output"], "still alive\n", "{j}");
     app.stop().await;

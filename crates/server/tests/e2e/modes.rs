@@ -12,8 +12,20 @@ async fn cubbyhole_mode_runs_the_encrypted_job_with_content_and_secrets() {
     let Some(app) = spawn_app().await else { return };
     let token = app.req.token(None, &["default"]).await;
     let tgz = content(&[
-        ContentFile { name: "./gostint.yml", data: format!("container_image: {}\nsecret_refs:\n  - fromcontent@secret/my-secret.my-value\n", app.svc.image).as_bytes(), mode: 0o644 },
-        ContentFile { name: "./work/run.sh", data: b"#!/bin/sh\necho ran from content; cat /secrets.json; echo; echo $MODE\n", mode: 0o755 },
+        ContentFile {
+            name: "./gostint.yml",
+            data: format!(
+                "container_image: {}\nsecret_refs:\n  - fromcontent@secret/my-secret.my-value\n",
+                app.svc.image
+            )
+            .as_bytes(),
+            mode: 0o644,
+        },
+        ContentFile {
+            name: "./work/run.sh",
+            data: b"#!/bin/sh\necho ran from content; cat /secrets.json; echo; echo $MODE\n",
+            mode: 0o755,
+        },
     ]);
     let job = json!({
         "qname": "Secure", "content": tgz, "run": ["/work/run.sh"], "secret_file_type": "json",
@@ -22,7 +34,11 @@ async fn cubbyhole_mode_runs_the_encrypted_job_with_content_and_secrets() {
     let cubby = app.req.cubby(&app.req.encrypt(&job).await).await;
     let wrap = app.req.wrapped_secret_id().await;
     let (code, body) = app
-        .post_raw(Some(&token), json!({"qname": "SECURE", "cubby_token": cubby, "cubby_path": "cubbyhole/job", "wrap_secret_id": wrap}).to_string())
+        .post_raw(
+            Some(&token),
+            json!({"qname": "SECURE", "cubby_token": cubby, "cubby_path": "cubbyhole/job", "wrap_secret_id": wrap})
+                .to_string(),
+        )
         .await;
     assert_eq!(code, 200, "{body}");
     assert_eq!(body["qname"], "secure");
@@ -50,15 +66,25 @@ async fn a_tampered_cubbyhole_raises_the_interception_alert() {
     app.req.vault.read_cubbyhole(&cubby, "cubbyhole/job").await.expect("interceptor reads");
     let wrap = app.req.wrapped_secret_id().await;
     let (code, body) = app
-        .post_raw(Some(&token), json!({"qname": "t", "cubby_token": cubby, "cubby_path": "cubbyhole/job", "wrap_secret_id": wrap}).to_string())
+        .post_raw(
+            Some(&token),
+            json!({"qname": "t", "cubby_token": cubby, "cubby_path": "cubbyhole/job", "wrap_secret_id": wrap})
+                .to_string(),
+        )
         .await;
     assert_eq!(code, 500, "{body}");
     assert_eq!(body["status"], "Internal Error.");
     let err = body["error"].as_str().unwrap();
-    assert!(err.starts_with("POSSIBLE SECURITY/INTERCEPTION ALERT!!! Failed to read cubbyhole from vault, error: "), "{err}");
+    assert!(
+        err.starts_with("POSSIBLE SECURITY/INTERCEPTION ALERT!!! Failed to read cubbyhole from vault, error: "),
+        "{err}"
+    );
     assert!(!err.contains(&cubby), "the token must not be echoed");
     let metrics = app.http.get(format!("{}/v1/api/metrics", app.url)).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains(r#"gostint_interception_alerts_total{kind="cubbyhole",service="gostint"} 1"#), "{metrics}");
+    assert!(
+        metrics.contains(r#"gostint_interception_alerts_total{kind="cubbyhole",service="gostint"} 1"#),
+        "{metrics}"
+    );
 
     // A lone cubby_token or cubby_path is refused.
     let (code, body) = app.post_raw(Some(&token), json!({"wrap_secret_id": "w", "cubby_token": "x"}).to_string()).await;
@@ -116,7 +142,8 @@ async fn a_wrap_token_wrapping_something_else_is_notauthorised() {
         .await
         .unwrap();
     let wrap = r["wrap_info"]["token"].as_str().unwrap_or_else(|| panic!("no wrap_info: {r}")).to_string();
-    let id = app.submit(&token, json!({"container_image": app.svc.image, "run": ["true"], "wrap_secret_id": wrap})).await;
+    let id =
+        app.submit(&token, json!({"container_image": app.svc.image, "run": ["true"], "wrap_secret_id": wrap})).await;
     let j = app.wait(&token, &id).await;
     assert_eq!(j["status"], "notauthorised");
     assert!(j["output"].as_str().unwrap().ends_with("error: wrapped response has no secret_id"), "{j}");
@@ -130,7 +157,10 @@ async fn the_container_gets_tty_passwd_image_metadata_and_vault_env() {
 
     // tty: one combined stream, stderr empty.
     let id = app
-        .submit(&token, json!({"container_image": app.svc.image, "tty": true, "run": ["sh", "-c", "echo out; echo err >&2"]}))
+        .submit(
+            &token,
+            json!({"container_image": app.svc.image, "tty": true, "run": ["sh", "-c", "echo out; echo err >&2"]}),
+        )
         .await;
     let j = app.wait(&token, &id).await;
     assert_eq!(j["tty"], true);
@@ -140,7 +170,10 @@ async fn the_container_gets_tty_passwd_image_metadata_and_vault_env() {
 
     // An image without /etc/passwd gets one with the gostint user.
     let id = app
-        .submit(&token, json!({"container_image": app.svc.image_nopasswd, "run": ["sh", "-c", "cat /etc/passwd; whoami"]}))
+        .submit(
+            &token,
+            json!({"container_image": app.svc.image_nopasswd, "run": ["sh", "-c", "cat /etc/passwd; whoami"]}),
+        )
         .await;
     let j = app.wait(&token, &id).await;
     assert_eq!(j["output"], "gostint:x:2001:2001:gostint:/tmp:/bin/sh\ngostint\n", "{j}");
@@ -149,9 +182,15 @@ async fn the_container_gets_tty_passwd_image_metadata_and_vault_env() {
     // entrypoint and the Vault env arrive.
     let tag = format!("gostint-test/withmeta:{}", std::process::id());
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("Dockerfile"), format!("FROM {}\nCOPY gostint_image.yml /gostint_image.yml\n", app.svc.image)).unwrap();
-    std::fs::write(dir.path().join("gostint_image.yml"), "secret_refs:\n  - fromimage@kv/data/my-secret.my-value\n").unwrap();
-    let built = std::process::Command::new("docker").args(["build", "-q", "-t", &tag]).arg(dir.path()).output().unwrap();
+    std::fs::write(
+        dir.path().join("Dockerfile"),
+        format!("FROM {}\nCOPY gostint_image.yml /gostint_image.yml\n", app.svc.image),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("gostint_image.yml"), "secret_refs:\n  - fromimage@kv/data/my-secret.my-value\n")
+        .unwrap();
+    let built =
+        std::process::Command::new("docker").args(["build", "-q", "-t", &tag]).arg(dir.path()).output().unwrap();
     assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
     let id = app
         .submit(
@@ -173,7 +212,10 @@ async fn no_token_is_injected_when_switched_off() {
     let Some(app) = spawn_app_with(&[("GOSTINT_INJECT_TOKEN", "0")]).await else { return };
     let token = app.req.token(None, &["default"]).await;
     let id = app
-        .submit(&token, json!({"container_image": app.svc.image, "run": ["sh", "-c", "echo [$VAULT_TOKEN]; cat /secrets.yml"]}))
+        .submit(
+            &token,
+            json!({"container_image": app.svc.image, "run": ["sh", "-c", "echo [$VAULT_TOKEN]; cat /secrets.yml"]}),
+        )
         .await;
     let j = app.wait(&token, &id).await;
     assert_eq!(j["output"], "[]\n---\n# gostint vault secrets injected:\n", "{j}");
@@ -182,9 +224,13 @@ async fn no_token_is_injected_when_switched_off() {
 
 #[tokio::test]
 async fn a_job_timeout_stops_the_container() {
-    let Some(app) = spawn_app_with(&[("GOSTINT_JOB_TIMEOUT", "1s"), ("GOSTINT_KILL_GRACE", "1s")]).await else { return };
+    let Some(app) = spawn_app_with(&[("GOSTINT_JOB_TIMEOUT", "1s"), ("GOSTINT_KILL_GRACE", "1s")]).await else {
+        return;
+    };
     let token = app.req.token(None, &["default"]).await;
-    let id = app.submit(&token, json!({"container_image": app.svc.image, "run": ["sh", "-c", "echo started; sleep 60"]})).await;
+    let id = app
+        .submit(&token, json!({"container_image": app.svc.image, "run": ["sh", "-c", "echo started; sleep 60"]}))
+        .await;
     let start = std::time::Instant::now();
     let j = app.wait(&token, &id).await;
     assert!(start.elapsed() < Duration::from_secs(20));

@@ -184,13 +184,28 @@ impl Node {
 
     pub(crate) async fn submit(&self, app: &TestApp, token: &str, mut job: Value) -> String {
         job["wrap_secret_id"] = json!(app.req.wrapped_secret_id().await);
-        let r = self.http.post(format!("{}/v1/api/job", self.url)).header("X-Auth-Token", token).body(job.to_string()).send().await.unwrap();
+        let r = self
+            .http
+            .post(format!("{}/v1/api/job", self.url))
+            .header("X-Auth-Token", token)
+            .body(job.to_string())
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         r.json::<Value>().await.unwrap()["_id"].as_str().unwrap().to_string()
     }
 
     pub(crate) async fn job(&self, token: &str, id: &str) -> Value {
-        self.http.get(format!("{}/v1/api/job/{id}", self.url)).header("X-Auth-Token", token).send().await.unwrap().json().await.unwrap()
+        self.http
+            .get(format!("{}/v1/api/job/{id}", self.url))
+            .header("X-Auth-Token", token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
     }
 
     pub(crate) async fn wait_status(&self, token: &str, id: &str, want: &str) {
@@ -221,4 +236,3 @@ impl Node {
         }
     }
 }
-
