@@ -27,6 +27,9 @@ pub mod env {
     /// Job store URL: `sqlite://<path>` or a bare path → embedded SQLite (one node);
     /// `postgres://…` → PostgreSQL. Default `sqlite:///var/lib/gostint/gostint.db`.
     pub const DBURL: &str = "GOSTINT_DBURL";
+    /// This node's state directory (its previous run's id, for crash recovery; one node per
+    /// directory). Default: the SQLite database's directory, else `/var/lib/gostint`.
+    pub const STATE_DIR: &str = "GOSTINT_STATE_DIR";
     /// role_id of the job AppRole. Required.
     pub const ROLEID: &str = "GOSTINT_ROLEID";
     /// Transit key for payload decryption (by convention the AppRole name). A warning if unset;
@@ -145,6 +148,8 @@ pub struct Settings {
     pub tls: Tls,
     /// Store backend.
     pub store: StoreKind,
+    /// This node's state directory.
+    pub state_dir: PathBuf,
     /// Job AppRole role_id.
     pub role_id: String,
     /// Transit key name, if set.
@@ -308,7 +313,16 @@ impl Settings {
             None => 0,
             Some(v) => v.trim().parse().map_err(|_| invalid(env::MAX_RUNNING, v, "expected a whole number".into()))?,
         };
+        let state_dir = match (get(env::STATE_DIR), &store) {
+            (Some(dir), _) => PathBuf::from(dir),
+            (None, StoreKind::Sqlite(path)) => match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            (None, StoreKind::Postgres(_)) => PathBuf::from("/var/lib/gostint"),
+        };
         Ok(Settings {
+            state_dir,
             bind: get(env::BIND).unwrap_or_else(|| "0.0.0.0".into()),
             port,
             tls,

@@ -5,6 +5,7 @@
 //! settings of their own and get the bound address back.
 #![warn(missing_docs)]
 
+mod node_state;
 mod tls;
 
 use std::net::SocketAddr;
@@ -34,6 +35,7 @@ pub struct Server {
     /// The worker (running count for drains).
     pub worker: Arc<Worker>,
     store: Arc<dyn JobStore>,
+    _state_dir: node_state::NodeStateDir,
     cancel: CancellationToken,
     tracker: TaskTracker,
     http: axum_server::Handle,
@@ -109,6 +111,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     let store = open_store(&settings.store).await?;
 
     let node = NodeId::new(uuid::Uuid::new_v4().to_string());
+    let state_dir = node_state::NodeStateDir::lock(&settings.state_dir)?;
+    let previous_run = state_dir.swap_node_id(&node)?;
     let state = Arc::new(NodeState::default());
     let metrics = gostint_metrics::Metrics::new();
     let ports =
@@ -147,7 +151,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         stale_after: settings.stale_after,
         worker: worker.clone(),
     };
-    housekeeping.recover(matches!(settings.store, StoreKind::Sqlite(_))).await?;
+    housekeeping.recover(matches!(settings.store, StoreKind::Sqlite(_)), previous_run).await?;
     tracker.spawn(housekeeping.run(cancel.child_token()));
     // Wake-ups other nodes cause (PostgreSQL LISTEN/NOTIFY); a no-op for SQLite.
     let sink_worker = worker.clone();
@@ -215,7 +219,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         }
     };
     info!(addr = %bound, https, node_uuid = %node, "gostint listening");
-    Ok(Server { addr: bound, https, node, state, worker, store: store_for_server, cancel, tracker, http })
+    Ok(Server { addr: bound, https, node, state, worker, store: store_for_server, _state_dir: state_dir, cancel, tracker, http })
 }
 
 /// What the housekeeping loop needs.
@@ -244,8 +248,18 @@ impl Housekeeping {
     /// At start: with a single-process store every other node is a previous run of this
     /// one (it crashed, or it would have deregistered), so its jobs end `unknown` now and
     /// its containers go; with a shared store the stale-node sweep decides.
-    async fn recover(&self, single_process: bool) -> anyhow::Result<()> {
+    async fn recover(&self, single_process: bool, previous: Option<NodeId>) -> anyhow::Result<()> {
         self.store.heartbeat(&self.node, Timestamp::now()).await.context("registering this node")?;
+        if let Some(prev) = previous {
+            // This machine's previous run: if it still owns jobs it crashed.
+            let lost = self.store.mark_node_lost(&prev, Timestamp::now()).await?;
+            self.store.deregister(&prev).await?;
+            if lost > 0 {
+                warn!(node_uuid = %prev, jobs = lost, "the previous run on this machine crashed: its jobs are now unknown");
+                self.worker.wake();
+            }
+            self.remove_containers_of(std::slice::from_ref(&prev)).await;
+        }
         if single_process {
             let everyone = Timestamp::from_millis(i64::MAX);
             let mut dead = self.store.reap_stale_nodes(everyone, Timestamp::now(), &self.node).await?;

@@ -146,6 +146,7 @@ pub(crate) struct Node {
     pub(crate) url: String,
     child: Child,
     http: reqwest::Client,
+    _state: Option<tempfile::TempDir>,
 }
 
 impl Node {
@@ -163,11 +164,17 @@ impl Node {
             .env("GOSTINT_DBURL", db)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
+        // A shared database (PostgreSQL) means several nodes on this machine: each needs its
+        // own state directory. With SQLite the database's directory is the node's.
+        let state = db.starts_with("postgres").then(|| tempfile::tempdir().expect("state dir"));
+        if let Some(dir) = &state {
+            cmd.env("GOSTINT_STATE_DIR", dir.path());
+        }
         for (k, v) in extra {
             cmd.env(k, v);
         }
         let child = cmd.spawn().expect("gostint binary starts");
-        let node = Node { child, url: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new() };
+        let node = Node { child, url: format!("http://127.0.0.1:{port}"), http: reqwest::Client::new(), _state: state };
         let start = Instant::now();
         while node.health("state").await.is_none() {
             assert!(start.elapsed() < Duration::from_secs(30), "gostint did not come up");
