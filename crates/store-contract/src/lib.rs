@@ -2,9 +2,8 @@
 //! §5.7): queue semantics, the job life cycle, visibility, listing and housekeeping.
 //!
 //! It is a normal library used as a dev-dependency by each store crate, and it knows no
-//! backend: a store hands the suite a [`Subject`] (a fresh, empty store plus the one hook
-//! the [`JobStore`] trait does not cover yet, see [`Subject::new`]), and the suite only
-//! calls the trait. Run it either way:
+//! backend: a store hands the suite a [`Subject`] (a fresh, empty store, and whether it is
+//! shared by several processes), and the suite only calls the trait. Run it either way:
 //!
 //! ```ignore
 //! // one #[tokio::test] per check (needs tokio as a dev-dependency of the caller):
@@ -13,7 +12,8 @@
 //! gostint_store_contract::run_all(fresh_subject).await;
 //! ```
 //!
-//! Start reading at [`checks`]; each check is a `pub async fn` named as a sentence.
+//! Start reading at [`checks`]; each check is a `pub async fn` named as a sentence. Stores
+//! shared by several processes also run [`cross`] with two handles on one database.
 #![warn(missing_docs)]
 
 use std::any::Any;
@@ -23,43 +23,38 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures::future::BoxFuture;
+
+pub mod cross;
 use gostint_core::{
-    DeleteOutcome, JobDefinition, JobId, JobRecord, JobStatus, JobStore, KillOutcome, NewJob,
-    NodeId, Outcome, Owner, StoreError, Timestamp, Visibility,
+    DeleteOutcome, JobDefinition, JobId, JobRecord, JobStatus, JobStore, KillOutcome, NewJob, NodeId, Outcome, Owner,
+    Timestamp, Visibility,
 };
 
-/// The output a stale-node sweep writes (SPEC §5.6); the suite passes it to the hook.
+/// The output a stale-node sweep writes (SPEC §5.6).
 pub fn node_lost_message(node: &NodeId) -> String {
     node.lost_message()
 }
 
-type MarkNodeLost =
-    Box<dyn Fn(NodeId, Timestamp) -> BoxFuture<'static, Result<u64, StoreError>> + Send + Sync>;
-
-/// A store under test: a fresh, empty [`JobStore`] and how to reach the states the trait
-/// cannot produce by itself.
+/// A store under test: a fresh, empty [`JobStore`] and what the suite should expect of it.
 pub struct Subject {
     /// The store, as the API and the worker see it.
     pub store: Arc<dyn JobStore>,
-    mark_node_lost: MarkNodeLost,
+    delivers_events: bool,
     _keep: Option<Box<dyn Any + Send + Sync>>,
 }
 
 impl Subject {
-    /// Wraps a store. `mark_node_lost(node, now)` must do what the stale-node sweep does
-    /// (SPEC §5.6): turn **every** `running`/`stopping` job of `node` into `unknown` with
-    /// `ended` = `now` and `output` = [`node_lost_message`], and return how many. No
-    /// [`JobStore`] method does that yet, and without it `unknown` cannot be tested.
-    pub fn new<F, Fut>(store: Arc<dyn JobStore>, mark_node_lost: F) -> Self
-    where
-        F: Fn(NodeId, Timestamp) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = Result<u64, StoreError>> + Send + 'static,
-    {
-        Self {
-            store,
-            mark_node_lost: Box::new(move |node, now| Box::pin(mark_node_lost(node, now))),
-            _keep: None,
-        }
+    /// Wraps a fresh, empty store of a single-process backend, whose
+    /// [`JobStore::listen`] has nothing to deliver and returns at once (SQLite).
+    pub fn new(store: Arc<dyn JobStore>) -> Self {
+        Self { store, delivers_events: false, _keep: None }
+    }
+
+    /// Marks a backend shared by several processes (PostgreSQL): its
+    /// [`JobStore::listen`] keeps running (see [`cross`] for what it must deliver).
+    pub fn delivering_events(mut self) -> Self {
+        self.delivers_events = true;
+        self
     }
 
     /// Keeps `guard` (a temporary directory, a database handle) alive as long as the subject.
@@ -69,9 +64,27 @@ impl Subject {
     }
 
     async fn lose_node(&self, node: &NodeId, now: Timestamp) -> u64 {
-        (self.mark_node_lost)(node.clone(), now)
-            .await
-            .expect("mark_node_lost")
+        self.store.mark_node_lost(node, now).await.expect("mark_node_lost")
+    }
+}
+
+/// What a subject factory may return: a [`Subject`], or `Option<Subject>` where `None`
+/// means the backend is not available here (the factory prints why) and the check is
+/// skipped.
+pub trait MaybeSubject {
+    /// The subject, if there is one.
+    fn into_subject(self) -> Option<Subject>;
+}
+
+impl MaybeSubject for Subject {
+    fn into_subject(self) -> Option<Subject> {
+        Some(self)
+    }
+}
+
+impl MaybeSubject for Option<Subject> {
+    fn into_subject(self) -> Option<Subject> {
+        self
     }
 }
 
@@ -118,6 +131,13 @@ macro_rules! __with_every_check {
             purge_removes_only_final_jobs_ended_before_the_cutoff,
             set_container_records_image_and_container,
             clear_wrap_secret_id_blanks_only_the_token,
+            text_with_nul_characters_is_stored,
+            reap_stale_nodes_ends_every_active_job_of_each_stale_node_and_frees_its_queues,
+            reap_stale_nodes_spares_fresh_nodes_and_never_the_caller,
+            heartbeat_keeps_a_node_from_being_reaped,
+            deregister_removes_the_node_row_only,
+            orphan_owners_lists_owners_of_active_jobs_without_a_node_row,
+            listen_follows_the_kind_of_store,
         }
     };
 }
@@ -140,14 +160,16 @@ macro_rules! __one_test_per_check {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $check() {
-                $crate::$check($make().await).await;
+                if let Some(subject) = $crate::MaybeSubject::into_subject($make().await) {
+                    $crate::$check(subject).await;
+                }
             }
         )*
     };
 }
 
 /// Expands to one `#[tokio::test]` per check, each given a fresh subject by `$make`, an
-/// `async fn() -> Subject` path. The calling crate needs `tokio` (macros, multi-thread
+/// `async fn() -> Subject` (or `-> Option<Subject>`, `None` skipping the check) path. The calling crate needs `tokio` (macros, multi-thread
 /// runtime) among its dev-dependencies.
 #[macro_export]
 macro_rules! store_contract_tests {
@@ -171,20 +193,20 @@ pub fn checks() -> Vec<(&'static str, Check)> {
 pub async fn run_all<F, Fut>(make: F)
 where
     F: Fn() -> Fut,
-    Fut: Future<Output = Subject>,
+    Fut: Future,
+    Fut::Output: MaybeSubject,
 {
     let mut failed = Vec::new();
     for (name, check) in checks() {
-        let subject = make().await;
+        let Some(subject) = make().await.into_subject() else {
+            return;
+        };
         // A task per check, so one failure is reported by name and the rest still run.
         if tokio::spawn(check(subject)).await.is_err() {
             failed.push(name);
         }
     }
-    assert!(
-        failed.is_empty(),
-        "store contract checks failed: {failed:?}"
-    );
+    assert!(failed.is_empty(), "store contract checks failed: {failed:?}");
 }
 
 // ---------------------------------------------------------------- fixtures
@@ -251,11 +273,7 @@ async fn enqueue(s: &Subject, qname: &str, owner: &Owner, submitted: Timestamp) 
 }
 
 async fn get(s: &Subject, id: &JobId) -> JobRecord {
-    s.store
-        .get(id)
-        .await
-        .expect("get")
-        .unwrap_or_else(|| panic!("job {id} should exist"))
+    s.store.get(id).await.expect("get").unwrap_or_else(|| panic!("job {id} should exist"))
 }
 
 async fn status(s: &Subject, id: &JobId) -> JobStatus {
@@ -271,61 +289,28 @@ fn ids(jobs: &[JobRecord]) -> HashSet<JobId> {
 }
 
 /// Claims everything claimable and expects exactly `expected` (any order).
-async fn claim_expecting(
-    s: &Subject,
-    node: &NodeId,
-    now: Timestamp,
-    expected: &[JobId],
-) -> Vec<JobRecord> {
+async fn claim_expecting(s: &Subject, node: &NodeId, now: Timestamp, expected: &[JobId]) -> Vec<JobRecord> {
     let got = claim(s, node, 1000, now).await;
-    assert_eq!(
-        ids(&got),
-        expected.iter().copied().collect::<HashSet<_>>(),
-        "claimed set"
-    );
-    assert_eq!(
-        got.len(),
-        expected.len(),
-        "claim returned a job twice: {got:?}"
-    );
+    assert_eq!(ids(&got), expected.iter().copied().collect::<HashSet<_>>(), "claimed set");
+    assert_eq!(got.len(), expected.len(), "claim returned a job twice: {got:?}");
     got
 }
 
-async fn finish(
-    s: &Subject,
-    id: &JobId,
-    node: &NodeId,
-    status: JobStatus,
-    ended: Timestamp,
-) -> bool {
-    let outcome = Outcome {
-        status,
-        output: format!("{status} output"),
-        stderr: String::new(),
-        return_code: 0,
-    };
-    s.store
-        .finish(id, node, outcome, ended)
-        .await
-        .expect("finish")
+async fn finish(s: &Subject, id: &JobId, node: &NodeId, status: JobStatus, ended: Timestamp) -> bool {
+    let outcome = Outcome { status, output: format!("{status} output"), stderr: String::new(), return_code: 0 };
+    s.store.finish(id, node, outcome, ended).await.expect("finish")
 }
 
 /// Enqueues one job in its own queue and claims it on `node`.
 async fn running_job(s: &Subject, qname: &str, node: &NodeId, submitted: Timestamp) -> JobId {
     let id = enqueue(s, qname, &alice(), submitted).await;
     let got = claim(s, node, 1000, submitted).await;
-    assert!(
-        got.iter().any(|j| j.id == id),
-        "job {id} should be claimable"
-    );
+    assert!(got.iter().any(|j| j.id == id), "job {id} should be claimable");
     id
 }
 
 async fn kill(s: &Subject, id: &JobId, who: Visibility<'_>, now: Timestamp) -> Option<KillOutcome> {
-    s.store
-        .request_kill(id, who, now)
-        .await
-        .expect("request_kill")
+    s.store.request_kill(id, who, now).await.expect("request_kill")
 }
 
 fn count(map: &HashMap<JobStatus, u64>, st: JobStatus) -> u64 {
@@ -345,10 +330,7 @@ pub async fn enqueue_then_get_round_trips_every_field(s: Subject) {
     assert_eq!(rec.node_uuid, "");
     assert_eq!(rec.qname, "build");
     assert_eq!(rec.owner, alice());
-    assert_eq!(
-        rec.container_image, job.definition.container_image,
-        "image as submitted"
-    );
+    assert_eq!(rec.container_image, job.definition.container_image, "image as submitted");
     assert_eq!(rec.submitted, at(14));
     assert_eq!(rec.started, Timestamp::ZERO);
     assert_eq!(rec.ended, Timestamp::ZERO);
@@ -372,10 +354,7 @@ pub async fn enqueue_then_get_round_trips_every_field(s: Subject) {
         wrap_secret_id: "w".into(),
         payload: None,
     };
-    s.store
-        .enqueue(sparse.clone())
-        .await
-        .expect("enqueue sparse");
+    s.store.enqueue(sparse.clone()).await.expect("enqueue sparse");
     let rec = get(&s, &sparse.id).await;
     assert_eq!(rec.qname, "");
     assert_eq!(rec.owner, bob());
@@ -395,10 +374,7 @@ pub async fn enqueue_refuses_a_duplicate_id(s: Subject) {
     s.store.enqueue(job.clone()).await.expect("enqueue");
     let mut again = new_job("other", &bob(), at(5));
     again.id = job.id;
-    assert!(
-        s.store.enqueue(again).await.is_err(),
-        "duplicate id accepted"
-    );
+    assert!(s.store.enqueue(again).await.is_err(), "duplicate id accepted");
     let rec = get(&s, &job.id).await;
     assert_eq!((rec.qname.as_str(), rec.owner), ("q", alice()));
 }
@@ -420,16 +396,9 @@ pub async fn claim_takes_the_head_of_every_free_queue(s: Subject) {
         assert_eq!(job.status, JobStatus::Running);
         assert_eq!(job.node_uuid, node_a().as_str());
         assert_eq!(job.started, at(100));
-        assert_eq!(
-            job.definition,
-            full_definition(&job.qname),
-            "definition handed to the worker"
-        );
+        assert_eq!(job.definition, full_definition(&job.qname), "definition handed to the worker");
         assert!(job.payload.is_some(), "payload handed to the worker");
-        assert!(
-            !job.wrap_secret_id.is_empty(),
-            "wrap token handed to the worker"
-        );
+        assert!(!job.wrap_secret_id.is_empty(), "wrap token handed to the worker");
         let stored = get(&s, &job.id).await;
         assert_eq!(
             (stored.status, stored.node_uuid.as_str(), stored.started),
@@ -457,21 +426,9 @@ pub async fn claim_is_fifo_per_queue_by_submitted_then_insertion(s: Subject) {
     for step in 0..expected.len() as i64 {
         let got = claim(&s, &node_a(), 1000, at(100 + step)).await;
         assert_eq!(got.len(), 1, "one job per queue at a time, got {got:?}");
-        assert!(
-            claim(&s, &node_a(), 1000, at(100 + step)).await.is_empty(),
-            "queue should be busy"
-        );
+        assert!(claim(&s, &node_a(), 1000, at(100 + step)).await.is_empty(), "queue should be busy");
         order.push(got[0].id);
-        assert!(
-            finish(
-                &s,
-                &got[0].id,
-                &node_a(),
-                JobStatus::Success,
-                at(100 + step)
-            )
-            .await
-        );
+        assert!(finish(&s, &got[0].id, &node_a(), JobStatus::Success, at(100 + step)).await);
     }
     assert_eq!(order, expected);
     assert!(claim(&s, &node_a(), 1000, at(200)).await.is_empty());
@@ -591,15 +548,9 @@ pub async fn concurrent_claims_never_put_two_active_jobs_in_one_queue(s: Subject
                     let mut seen = seen.lock().expect("lock");
                     for job in &got {
                         *seen.claims.entry(job.id).or_default() += 1;
-                        seen.order
-                            .entry(job.qname.clone())
-                            .or_default()
-                            .push(job.id);
+                        seen.order.entry(job.qname.clone()).or_default().push(job.id);
                         if let Some(other) = seen.active.insert(job.qname.clone(), job.id) {
-                            let msg = format!(
-                                "queue {} had {other} active when {} was claimed",
-                                job.qname, job.id
-                            );
+                            let msg = format!("queue {} had {other} active when {} was claimed", job.qname, job.id);
                             seen.violations.push(msg);
                         }
                     }
@@ -609,18 +560,13 @@ pub async fn concurrent_claims_never_put_two_active_jobs_in_one_queue(s: Subject
                     // Forget it before the store does, so the check never reports a false overlap.
                     seen.lock().expect("lock").active.remove(&job.qname);
                     let outcome = Outcome::message(JobStatus::Success, "");
-                    assert!(store
-                        .finish(&job.id, &node, outcome, at(2000))
-                        .await
-                        .expect("finish"));
+                    assert!(store.finish(&job.id, &node, outcome, at(2000)).await.expect("finish"));
                 }
             }
         }));
     }
     let all = futures::future::join_all(tasks);
-    let results = tokio::time::timeout(Duration::from_secs(60), all)
-        .await
-        .expect("claim loop took over 60 s");
+    let results = tokio::time::timeout(Duration::from_secs(60), all).await.expect("claim loop took over 60 s");
     for r in results {
         r.expect("claim task panicked");
     }
@@ -628,11 +574,7 @@ pub async fn concurrent_claims_never_put_two_active_jobs_in_one_queue(s: Subject
     let seen = seen.lock().expect("lock");
     assert!(seen.violations.is_empty(), "{:?}", seen.violations);
     assert_eq!(seen.claims.len(), total, "every job claimed");
-    assert!(
-        seen.claims.values().all(|&n| n == 1),
-        "a job was claimed twice: {:?}",
-        seen.claims
-    );
+    assert!(seen.claims.values().all(|&n| n == 1), "a job was claimed twice: {:?}", seen.claims);
     for (qname, order) in &expected {
         assert_eq!(seen.order.get(qname), Some(order), "FIFO order of {qname}");
     }
@@ -660,11 +602,7 @@ pub async fn mark_node_lost_ends_every_active_job_of_that_node_only(s: Subject) 
     assert_eq!(status(&s, &done).await, JobStatus::Success);
     assert_eq!(status(&s, &elsewhere).await, JobStatus::Running);
     assert_eq!(status(&s, &queued).await, JobStatus::Queued);
-    assert_eq!(
-        s.lose_node(&node_a(), at(101)).await,
-        0,
-        "nothing left to mark"
-    );
+    assert_eq!(s.lose_node(&node_a(), at(101)).await, 0, "nothing left to mark");
 }
 
 // ---------------------------------------------------------------- finish
@@ -673,21 +611,14 @@ pub async fn mark_node_lost_ends_every_active_job_of_that_node_only(s: Subject) 
 /// definition's `content` and `env_vars` (SPEC §9 item 37); the rest stays.
 pub async fn finish_records_the_outcome_and_blanks_secrets(s: Subject) {
     let id = running_job(&s, "q", &node_a(), at(1)).await;
-    s.store
-        .set_container(&id, "docker.io/library/busybox:latest", "c0ffee")
-        .await
-        .expect("set_container");
+    s.store.set_container(&id, "docker.io/library/busybox:latest", "c0ffee").await.expect("set_container");
     let outcome = Outcome {
         status: JobStatus::Failed,
         output: "out ✓\nline 2".into(),
         stderr: "err \u{1b}[31mred\u{1b}[0m".into(),
         return_code: 3,
     };
-    assert!(s
-        .store
-        .finish(&id, &node_a(), outcome.clone(), at(99))
-        .await
-        .expect("finish"));
+    assert!(s.store.finish(&id, &node_a(), outcome.clone(), at(99)).await.expect("finish"));
 
     let rec = get(&s, &id).await;
     assert_eq!(rec.status, JobStatus::Failed);
@@ -716,69 +647,36 @@ pub async fn finish_records_the_outcome_and_blanks_secrets(s: Subject) {
 /// job or a job already final.
 pub async fn finish_refuses_other_nodes_missing_and_final_jobs(s: Subject) {
     let id = running_job(&s, "q", &node_a(), at(1)).await;
-    assert!(
-        !finish(&s, &id, &node_b(), JobStatus::Success, at(5)).await,
-        "another node's job"
-    );
+    assert!(!finish(&s, &id, &node_b(), JobStatus::Success, at(5)).await, "another node's job");
     let rec = get(&s, &id).await;
-    assert_eq!(
-        (rec.status, rec.ended),
-        (JobStatus::Running, Timestamp::ZERO)
-    );
+    assert_eq!((rec.status, rec.ended), (JobStatus::Running, Timestamp::ZERO));
     assert!(rec.payload.is_some());
 
     let queued = enqueue(&s, "q", &alice(), at(2)).await;
-    assert!(
-        !finish(&s, &queued, &node_a(), JobStatus::Success, at(5)).await,
-        "a queued job"
-    );
+    assert!(!finish(&s, &queued, &node_a(), JobStatus::Success, at(5)).await, "a queued job");
     assert_eq!(status(&s, &queued).await, JobStatus::Queued);
-    assert!(
-        !finish(&s, &JobId::new(7), &node_a(), JobStatus::Success, at(5)).await,
-        "a missing job"
-    );
+    assert!(!finish(&s, &JobId::new(7), &node_a(), JobStatus::Success, at(5)).await, "a missing job");
 
     assert!(finish(&s, &id, &node_a(), JobStatus::Success, at(6)).await);
-    assert!(
-        !finish(&s, &id, &node_a(), JobStatus::Failed, at(7)).await,
-        "already final"
-    );
+    assert!(!finish(&s, &id, &node_a(), JobStatus::Failed, at(7)).await, "already final");
     let rec = get(&s, &id).await;
-    assert_eq!(
-        (rec.status, rec.ended, rec.output.as_str()),
-        (JobStatus::Success, at(6), "success output")
-    );
+    assert_eq!((rec.status, rec.ended, rec.output.as_str()), (JobStatus::Success, at(6), "success output"));
 }
 
 /// `finish` only makes the moves [`JobStatus::transition`] allows: a running job may end
 /// `success`/`failed`/`notauthorised`, a stopping job only `failed`, never a non-final status.
 pub async fn finish_follows_the_state_machine(s: Subject) {
     let id = running_job(&s, "q", &node_a(), at(1)).await;
-    for st in [
-        JobStatus::Queued,
-        JobStatus::Running,
-        JobStatus::Stopping,
-        JobStatus::Unknown,
-    ] {
-        assert!(
-            !finish(&s, &id, &node_a(), st, at(2)).await,
-            "running → {st}"
-        );
+    for st in [JobStatus::Queued, JobStatus::Running, JobStatus::Stopping, JobStatus::Unknown] {
+        assert!(!finish(&s, &id, &node_a(), st, at(2)).await, "running → {st}");
         assert_eq!(status(&s, &id).await, JobStatus::Running);
     }
     assert!(finish(&s, &id, &node_a(), JobStatus::NotAuthorised, at(3)).await);
     assert_eq!(status(&s, &id).await, JobStatus::NotAuthorised);
 
     let stopping = running_job(&s, "s", &node_a(), at(4)).await;
-    assert!(s
-        .store
-        .mark_stopping(&stopping)
-        .await
-        .expect("mark_stopping"));
-    assert!(
-        !finish(&s, &stopping, &node_a(), JobStatus::Success, at(5)).await,
-        "a kill always ends failed"
-    );
+    assert!(s.store.mark_stopping(&stopping).await.expect("mark_stopping"));
+    assert!(!finish(&s, &stopping, &node_a(), JobStatus::Success, at(5)).await, "a kill always ends failed");
     assert!(!finish(&s, &stopping, &node_a(), JobStatus::NotAuthorised, at(5)).await);
     assert_eq!(status(&s, &stopping).await, JobStatus::Stopping);
     assert!(finish(&s, &stopping, &node_a(), JobStatus::Failed, at(6)).await);
@@ -798,21 +696,12 @@ pub async fn finish_frees_the_queue(s: Subject) {
 pub async fn finish_by_the_owning_node_replaces_unknown(s: Subject) {
     let id = running_job(&s, "q", &node_a(), at(1)).await;
     assert_eq!(s.lose_node(&node_a(), at(10)).await, 1);
-    assert!(
-        !finish(&s, &id, &node_b(), JobStatus::Success, at(11)).await,
-        "not the owner"
-    );
+    assert!(!finish(&s, &id, &node_b(), JobStatus::Success, at(11)).await, "not the owner");
     assert!(finish(&s, &id, &node_a(), JobStatus::Success, at(12)).await);
     let rec = get(&s, &id).await;
-    assert_eq!(
-        (rec.status, rec.ended, rec.output.as_str()),
-        (JobStatus::Success, at(12), "success output")
-    );
+    assert_eq!((rec.status, rec.ended, rec.output.as_str()), (JobStatus::Success, at(12), "success output"));
     assert_eq!(rec.payload, None);
-    assert!(
-        !finish(&s, &id, &node_a(), JobStatus::Failed, at(13)).await,
-        "final now"
-    );
+    assert!(!finish(&s, &id, &node_a(), JobStatus::Failed, at(13)).await, "final now");
 }
 
 // ---------------------------------------------------------------- kill
@@ -824,23 +713,13 @@ pub async fn request_kill_fails_a_queued_job_at_once(s: Subject) {
     let next = enqueue(&s, "q", &alice(), at(2)).await;
 
     let got = kill(&s, &id, Visibility::Owner(&alice()), at(50)).await;
-    assert_eq!(
-        got,
-        Some(KillOutcome {
-            previous: JobStatus::Queued,
-            container_id: String::new()
-        })
-    );
+    assert_eq!(got, Some(KillOutcome { previous: JobStatus::Queued, container_id: String::new() }));
     let rec = get(&s, &id).await;
     assert_eq!(rec.status, JobStatus::Failed);
     assert_eq!(rec.output, "job killed");
     assert_eq!(rec.ended, at(50));
     assert!(rec.kill_requested);
-    assert_eq!(
-        (rec.payload, rec.wrap_secret_id.as_str()),
-        (None, ""),
-        "secrets blanked"
-    );
+    assert_eq!((rec.payload, rec.wrap_secret_id.as_str()), (None, ""), "secrets blanked");
     assert_eq!(rec.definition.content, "");
     assert!(rec.definition.env_vars.is_empty());
 
@@ -851,24 +730,12 @@ pub async fn request_kill_fails_a_queued_job_at_once(s: Subject) {
 /// call (so `running`, not `stopping`) and the container.
 pub async fn request_kill_flags_an_active_job(s: Subject) {
     let id = running_job(&s, "q", &node_a(), at(1)).await;
-    s.store
-        .set_container(&id, "img", "c1")
-        .await
-        .expect("set_container");
+    s.store.set_container(&id, "img", "c1").await.expect("set_container");
 
     let got = kill(&s, &id, Visibility::Owner(&alice()), at(5)).await;
-    assert_eq!(
-        got,
-        Some(KillOutcome {
-            previous: JobStatus::Running,
-            container_id: "c1".into()
-        })
-    );
+    assert_eq!(got, Some(KillOutcome { previous: JobStatus::Running, container_id: "c1".into() }));
     let rec = get(&s, &id).await;
-    assert_eq!(
-        (rec.status, rec.kill_requested, rec.ended),
-        (JobStatus::Running, true, Timestamp::ZERO)
-    );
+    assert_eq!((rec.status, rec.kill_requested, rec.ended), (JobStatus::Running, true, Timestamp::ZERO));
 
     assert!(s.store.mark_stopping(&id).await.expect("mark_stopping"));
     let got = kill(&s, &id, Visibility::All, at(6)).await;
@@ -883,10 +750,7 @@ pub async fn request_kill_on_a_final_job_only_stores_the_flag(s: Subject) {
     let got = kill(&s, &id, Visibility::Owner(&alice()), at(3)).await;
     assert_eq!(got.map(|k| k.previous), Some(JobStatus::Success));
     let rec = get(&s, &id).await;
-    assert_eq!(
-        (rec.status, rec.kill_requested, rec.ended),
-        (JobStatus::Success, true, at(2))
-    );
+    assert_eq!((rec.status, rec.kill_requested, rec.ended), (JobStatus::Success, true, at(2)));
     assert_eq!(rec.output, "success output");
 }
 
@@ -914,23 +778,11 @@ pub async fn mark_stopping_moves_only_running_jobs(s: Subject) {
     let id = running_job(&s, "q", &node_a(), at(2)).await;
     assert!(s.store.mark_stopping(&id).await.expect("mark_stopping"));
     assert_eq!(status(&s, &id).await, JobStatus::Stopping);
-    assert!(
-        !s.store.mark_stopping(&id).await.expect("mark_stopping"),
-        "already stopping"
-    );
+    assert!(!s.store.mark_stopping(&id).await.expect("mark_stopping"), "already stopping");
     assert!(finish(&s, &id, &node_a(), JobStatus::Failed, at(3)).await);
-    assert!(
-        !s.store.mark_stopping(&id).await.expect("mark_stopping"),
-        "final"
-    );
+    assert!(!s.store.mark_stopping(&id).await.expect("mark_stopping"), "final");
     assert_eq!(status(&s, &id).await, JobStatus::Failed);
-    assert!(
-        !s.store
-            .mark_stopping(&JobId::new(9))
-            .await
-            .expect("mark_stopping"),
-        "missing"
-    );
+    assert!(!s.store.mark_stopping(&JobId::new(9)).await.expect("mark_stopping"), "missing");
 }
 
 /// `kills_pending` lists the node's own `running` jobs with the flag, and no others.
@@ -944,31 +796,13 @@ pub async fn kills_pending_lists_only_this_nodes_flagged_running_jobs(s: Subject
     for id in [flagged, stopping, other_node, ended] {
         assert!(kill(&s, &id, Visibility::All, at(7)).await.is_some());
     }
-    assert!(s
-        .store
-        .mark_stopping(&stopping)
-        .await
-        .expect("mark_stopping"));
+    assert!(s.store.mark_stopping(&stopping).await.expect("mark_stopping"));
 
-    let pending = s
-        .store
-        .kills_pending(&node_a())
-        .await
-        .expect("kills_pending");
-    assert_eq!(
-        pending.iter().map(|j| j.id).collect::<Vec<_>>(),
-        vec![flagged]
-    );
+    let pending = s.store.kills_pending(&node_a()).await.expect("kills_pending");
+    assert_eq!(pending.iter().map(|j| j.id).collect::<Vec<_>>(), vec![flagged]);
     assert!(pending[0].kill_requested);
-    let pending_b = s
-        .store
-        .kills_pending(&node_b())
-        .await
-        .expect("kills_pending");
-    assert_eq!(
-        pending_b.iter().map(|j| j.id).collect::<Vec<_>>(),
-        vec![other_node]
-    );
+    let pending_b = s.store.kills_pending(&node_b()).await.expect("kills_pending");
+    assert_eq!(pending_b.iter().map(|j| j.id).collect::<Vec<_>>(), vec![other_node]);
 }
 
 // ---------------------------------------------------------------- delete
@@ -978,31 +812,13 @@ pub async fn kills_pending_lists_only_this_nodes_flagged_running_jobs(s: Subject
 pub async fn delete_removes_queued_and_final_jobs(s: Subject) {
     let head = enqueue(&s, "q", &alice(), at(1)).await;
     let next = enqueue(&s, "q", &alice(), at(2)).await;
-    assert_eq!(
-        s.store
-            .delete(&head, Visibility::Owner(&alice()))
-            .await
-            .expect("delete"),
-        DeleteOutcome::Deleted
-    );
+    assert_eq!(s.store.delete(&head, Visibility::Owner(&alice())).await.expect("delete"), DeleteOutcome::Deleted);
     assert!(s.store.get(&head).await.expect("get").is_none());
-    assert_eq!(
-        s.store
-            .delete(&head, Visibility::All)
-            .await
-            .expect("delete"),
-        DeleteOutcome::NotFound
-    );
+    assert_eq!(s.store.delete(&head, Visibility::All).await.expect("delete"), DeleteOutcome::NotFound);
 
     claim_expecting(&s, &node_a(), at(3), &[next]).await;
     assert!(finish(&s, &next, &node_a(), JobStatus::Success, at(4)).await);
-    assert_eq!(
-        s.store
-            .delete(&next, Visibility::Owner(&alice()))
-            .await
-            .expect("delete"),
-        DeleteOutcome::Deleted
-    );
+    assert_eq!(s.store.delete(&next, Visibility::Owner(&alice())).await.expect("delete"), DeleteOutcome::Deleted);
     assert!(s.store.get(&next).await.expect("get").is_none());
 }
 
@@ -1010,23 +826,10 @@ pub async fn delete_removes_queued_and_final_jobs(s: Subject) {
 pub async fn delete_refuses_active_jobs(s: Subject) {
     let running = running_job(&s, "r", &node_a(), at(1)).await;
     let stopping = running_job(&s, "s", &node_a(), at(2)).await;
-    assert!(s
-        .store
-        .mark_stopping(&stopping)
-        .await
-        .expect("mark_stopping"));
+    assert!(s.store.mark_stopping(&stopping).await.expect("mark_stopping"));
     for id in [running, stopping] {
-        assert_eq!(
-            s.store
-                .delete(&id, Visibility::Owner(&alice()))
-                .await
-                .expect("delete"),
-            DeleteOutcome::Active
-        );
-        assert_eq!(
-            s.store.delete(&id, Visibility::All).await.expect("delete"),
-            DeleteOutcome::Active
-        );
+        assert_eq!(s.store.delete(&id, Visibility::Owner(&alice())).await.expect("delete"), DeleteOutcome::Active);
+        assert_eq!(s.store.delete(&id, Visibility::All).await.expect("delete"), DeleteOutcome::Active);
         assert!(s.store.get(&id).await.expect("get").is_some());
     }
 }
@@ -1035,25 +838,10 @@ pub async fn delete_refuses_active_jobs(s: Subject) {
 pub async fn delete_of_another_owners_job_is_not_found(s: Subject) {
     let running = running_job(&s, "q", &node_a(), at(1)).await;
     let id = enqueue(&s, "q", &alice(), at(2)).await; // stays queued behind `running`
-    assert_eq!(
-        s.store
-            .delete(&id, Visibility::Owner(&bob()))
-            .await
-            .expect("delete"),
-        DeleteOutcome::NotFound
-    );
+    assert_eq!(s.store.delete(&id, Visibility::Owner(&bob())).await.expect("delete"), DeleteOutcome::NotFound);
     assert!(s.store.get(&id).await.expect("get").is_some());
-    assert_eq!(
-        s.store
-            .delete(&running, Visibility::Owner(&bob()))
-            .await
-            .expect("delete"),
-        DeleteOutcome::NotFound
-    );
-    assert_eq!(
-        s.store.delete(&id, Visibility::All).await.expect("delete"),
-        DeleteOutcome::Deleted
-    );
+    assert_eq!(s.store.delete(&running, Visibility::Owner(&bob())).await.expect("delete"), DeleteOutcome::NotFound);
+    assert_eq!(s.store.delete(&id, Visibility::All).await.expect("delete"), DeleteOutcome::Deleted);
 }
 
 // ---------------------------------------------------------------- list and counts
@@ -1067,20 +855,10 @@ pub async fn list_is_newest_first_with_later_insertion_first_on_ties(s: Subject)
     let e = enqueue(&s, "q", &alice(), at(30)).await;
 
     let (page, total) = s.store.list(Visibility::All, 0, 10).await.expect("list");
-    assert_eq!(
-        page.iter().map(|j| j.id).collect::<Vec<_>>(),
-        vec![e, d, b, c, a]
-    );
+    assert_eq!(page.iter().map(|j| j.id).collect::<Vec<_>>(), vec![e, d, b, c, a]);
     assert_eq!(total, 5);
-    let (mine, total) = s
-        .store
-        .list(Visibility::Owner(&alice()), 0, 10)
-        .await
-        .expect("list");
-    assert_eq!(
-        mine.iter().map(|j| j.id).collect::<Vec<_>>(),
-        vec![e, d, b, c, a]
-    );
+    let (mine, total) = s.store.list(Visibility::Owner(&alice()), 0, 10).await.expect("list");
+    assert_eq!(mine.iter().map(|j| j.id).collect::<Vec<_>>(), vec![e, d, b, c, a]);
     assert_eq!(total, 5);
 }
 
@@ -1093,10 +871,7 @@ pub async fn list_pages_with_skip_and_limit(s: Subject) {
     let page = |skip: u64, limit: u64| {
         let store = s.store.clone();
         async move {
-            let (jobs, total) = store
-                .list(Visibility::Owner(&alice()), skip, limit)
-                .await
-                .expect("list");
+            let (jobs, total) = store.list(Visibility::Owner(&alice()), skip, limit).await.expect("list");
             (jobs.into_iter().map(|j| j.id).collect::<Vec<_>>(), total)
         }
     };
@@ -1117,46 +892,27 @@ pub async fn list_shows_and_counts_only_visible_jobs(s: Subject) {
     for i in 3..5 {
         enqueue(&s, "q", &bob(), at(i)).await;
     }
-    let (jobs, total) = s
-        .store
-        .list(Visibility::Owner(&alice()), 0, 10)
-        .await
-        .expect("list");
+    let (jobs, total) = s.store.list(Visibility::Owner(&alice()), 0, 10).await.expect("list");
     assert_eq!((jobs.len(), total), (3, 3));
     assert!(jobs.iter().all(|j| j.owner == alice()));
-    let (jobs, total) = s
-        .store
-        .list(Visibility::Owner(&bob()), 0, 10)
-        .await
-        .expect("list");
+    let (jobs, total) = s.store.list(Visibility::Owner(&bob()), 0, 10).await.expect("list");
     assert_eq!((jobs.len(), total), (2, 2));
     assert!(jobs.iter().all(|j| j.owner == bob()));
     let (jobs, total) = s.store.list(Visibility::All, 0, 10).await.expect("list");
     assert_eq!((jobs.len(), total), (5, 5));
     let stranger = Owner::new("nobody");
-    let (jobs, total) = s
-        .store
-        .list(Visibility::Owner(&stranger), 0, 10)
-        .await
-        .expect("list");
+    let (jobs, total) = s.store.list(Visibility::Owner(&stranger), 0, 10).await.expect("list");
     assert_eq!((jobs.len(), total), (0, 0));
 }
 
 /// `count_by_status` counts every status over the whole store (absent = 0).
 pub async fn count_by_status_counts_every_status(s: Subject) {
     let empty = s.store.count_by_status().await.expect("count_by_status");
-    assert!(
-        JobStatus::ALL.iter().all(|st| count(&empty, *st) == 0),
-        "{empty:?}"
-    );
+    assert!(JobStatus::ALL.iter().all(|st| count(&empty, *st) == 0), "{empty:?}");
 
     let _running = running_job(&s, "running", &node_a(), at(1)).await;
     let stopping = running_job(&s, "stopping", &node_a(), at(2)).await;
-    assert!(s
-        .store
-        .mark_stopping(&stopping)
-        .await
-        .expect("mark_stopping"));
+    assert!(s.store.mark_stopping(&stopping).await.expect("mark_stopping"));
     let success = running_job(&s, "success", &node_a(), at(3)).await;
     assert!(finish(&s, &success, &node_a(), JobStatus::Success, at(4)).await);
     let na = running_job(&s, "na", &node_a(), at(5)).await;
@@ -1186,13 +942,7 @@ pub async fn count_by_status_counts_every_status(s: Subject) {
 
 /// `count_active_on` counts one node's `running` + `stopping` jobs.
 pub async fn count_active_on_counts_running_and_stopping_of_one_node(s: Subject) {
-    assert_eq!(
-        s.store
-            .count_active_on(&node_a())
-            .await
-            .expect("count_active_on"),
-        0
-    );
+    assert_eq!(s.store.count_active_on(&node_a()).await.expect("count_active_on"), 0);
     let _r = running_job(&s, "r", &node_a(), at(1)).await;
     let st = running_job(&s, "s", &node_a(), at(2)).await;
     assert!(s.store.mark_stopping(&st).await.expect("mark_stopping"));
@@ -1201,20 +951,8 @@ pub async fn count_active_on_counts_running_and_stopping_of_one_node(s: Subject)
     let _b = running_job(&s, "b", &node_b(), at(5)).await;
     enqueue(&s, "r", &alice(), at(6)).await;
 
-    assert_eq!(
-        s.store
-            .count_active_on(&node_a())
-            .await
-            .expect("count_active_on"),
-        2
-    );
-    assert_eq!(
-        s.store
-            .count_active_on(&node_b())
-            .await
-            .expect("count_active_on"),
-        1
-    );
+    assert_eq!(s.store.count_active_on(&node_a()).await.expect("count_active_on"), 2);
+    assert_eq!(s.store.count_active_on(&node_b()).await.expect("count_active_on"), 1);
 }
 
 /// Retention deletes final jobs (`unknown` included) whose `ended` is before the cutoff, and
@@ -1230,38 +968,19 @@ pub async fn purge_removes_only_final_jobs_ended_before_the_cutoff(s: Subject) {
     assert!(kill(&s, &recent, Visibility::All, at(200)).await.is_some());
     let running = running_job(&s, "e", &node_a(), at(5)).await;
     let stopping = running_job(&s, "f", &node_a(), at(6)).await;
-    assert!(s
-        .store
-        .mark_stopping(&stopping)
-        .await
-        .expect("mark_stopping"));
+    assert!(s.store.mark_stopping(&stopping).await.expect("mark_stopping"));
     let queued = enqueue(&s, "e", &alice(), at(7)).await; // ended is unset (0): never purged
 
     assert_eq!(s.store.purge_ended_before(at(180)).await.expect("purge"), 2);
     for gone in [old_success, old_unknown] {
-        assert!(
-            s.store.get(&gone).await.expect("get").is_none(),
-            "{gone} purged"
-        );
+        assert!(s.store.get(&gone).await.expect("get").is_none(), "{gone} purged");
     }
     for kept in [at_cutoff, recent, running, stopping, queued] {
-        assert!(
-            s.store.get(&kept).await.expect("get").is_some(),
-            "{kept} kept"
-        );
+        assert!(s.store.get(&kept).await.expect("get").is_some(), "{kept} kept");
     }
-    assert_eq!(
-        s.store
-            .purge_ended_before(at(i64::MAX - T0))
-            .await
-            .expect("purge"),
-        2
-    );
+    assert_eq!(s.store.purge_ended_before(at(i64::MAX - T0)).await.expect("purge"), 2);
     for kept in [running, stopping, queued] {
-        assert!(
-            s.store.get(&kept).await.expect("get").is_some(),
-            "{kept} kept"
-        );
+        assert!(s.store.get(&kept).await.expect("get").is_some(), "{kept} kept");
     }
 }
 
@@ -1270,34 +989,177 @@ pub async fn purge_removes_only_final_jobs_ended_before_the_cutoff(s: Subject) {
 /// `set_container` records the resolved image and the container id.
 pub async fn set_container_records_image_and_container(s: Subject) {
     let id = running_job(&s, "q", &node_a(), at(1)).await;
-    s.store
-        .set_container(&id, "docker.io/library/alpine:3.20", "abc123def")
-        .await
-        .expect("set_container");
+    s.store.set_container(&id, "docker.io/library/alpine:3.20", "abc123def").await.expect("set_container");
     let rec = get(&s, &id).await;
     assert_eq!(rec.container_image, "docker.io/library/alpine:3.20");
     assert_eq!(rec.container_id, "abc123def");
-    assert_eq!(
-        rec.definition.container_image,
-        full_definition("q").container_image,
-        "definition untouched"
-    );
+    assert_eq!(rec.definition.container_image, full_definition("q").container_image, "definition untouched");
 }
 
 /// `clear_wrap_secret_id` blanks the spent wrapping token and nothing else.
 pub async fn clear_wrap_secret_id_blanks_only_the_token(s: Subject) {
     let id = running_job(&s, "q", &node_a(), at(1)).await;
     let before = get(&s, &id).await;
-    s.store
-        .clear_wrap_secret_id(&id)
-        .await
-        .expect("clear_wrap_secret_id");
+    s.store.clear_wrap_secret_id(&id).await.expect("clear_wrap_secret_id");
     let rec = get(&s, &id).await;
     assert_eq!(rec.wrap_secret_id, "");
-    assert_eq!(
-        rec.payload, before.payload,
-        "payload still needed for decryption"
-    );
+    assert_eq!(rec.payload, before.payload, "payload still needed for decryption");
     assert_eq!(rec.definition, before.definition);
     assert_eq!(rec.status, JobStatus::Running);
+}
+
+/// Text with NUL characters (a container may print them) does not make a job unstorable:
+/// enqueue and finish succeed, and what is read back keeps the text around each NUL
+/// (PostgreSQL cannot store NUL and may replace it).
+pub async fn text_with_nul_characters_is_stored(s: Subject) {
+    let mut job = new_job("q", &alice(), at(1));
+    job.definition.env_vars = vec!["BIN=a\0b".into()];
+    job.definition.run = vec!["printf".into(), "\0".into()];
+    let id = job.id;
+    s.store.enqueue(job).await.expect("enqueue with NUL");
+    let rec = get(&s, &id).await;
+    assert_eq!(rec.definition.env_vars, vec!["BIN=a\0b".to_string()], "definitions are JSON: NUL kept");
+    assert_eq!(rec.definition.run[1], "\0");
+    claim_expecting(&s, &node_a(), at(2), &[id]).await;
+
+    let outcome =
+        Outcome { status: JobStatus::Success, output: "before\0after".into(), stderr: "\0".into(), return_code: 0 };
+    assert!(s.store.finish(&id, &node_a(), outcome, at(3)).await.expect("finish with NUL"));
+    let rec = get(&s, &id).await;
+    assert_eq!(rec.status, JobStatus::Success);
+    assert!(
+        rec.output.starts_with("before") && rec.output.ends_with("after") && rec.output.len() > 11,
+        "{:?}",
+        rec.output
+    );
+    assert!(!rec.stderr.is_empty());
+}
+
+/// The stale-node sweep (SPEC §5.6): every node whose last heartbeat is before the cutoff
+/// has **all** its `running`/`stopping` jobs ended `unknown` with `ended` = now and the
+/// node-lost output, their queues freed, and its row deleted; it is reaped once.
+pub async fn reap_stale_nodes_ends_every_active_job_of_each_stale_node_and_frees_its_queues(s: Subject) {
+    let node_c = NodeId::new("7d9c8f4e-0000-4000-8000-00000000000c");
+    for (node, seen) in [(node_a(), 10), (node_b(), 20), (node_c.clone(), 500)] {
+        s.store.heartbeat(&node, at(seen)).await.expect("heartbeat");
+    }
+    let a1 = running_job(&s, "a1", &node_a(), at(1)).await;
+    let a2 = running_job(&s, "a2", &node_a(), at(2)).await;
+    let a3 = running_job(&s, "a3", &node_a(), at(3)).await;
+    assert!(s.store.mark_stopping(&a3).await.expect("mark_stopping"));
+    let a_done = running_job(&s, "a4", &node_a(), at(4)).await;
+    assert!(finish(&s, &a_done, &node_a(), JobStatus::Success, at(5)).await);
+    let b1 = running_job(&s, "b1", &node_b(), at(6)).await;
+    let c1 = running_job(&s, "c1", &node_c, at(7)).await;
+    let next_a1 = enqueue(&s, "a1", &alice(), at(8)).await;
+    let next_a3 = enqueue(&s, "a3", &alice(), at(9)).await;
+    let next_c1 = enqueue(&s, "c1", &alice(), at(10)).await;
+
+    let mut reaped = s.store.reap_stale_nodes(at(100), at(600), &node_c).await.expect("reap");
+    reaped.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+    assert_eq!(reaped, vec![node_a(), node_b()]);
+    for (id, node) in [(a1, node_a()), (a2, node_a()), (a3, node_a()), (b1, node_b())] {
+        let rec = get(&s, &id).await;
+        assert_eq!(rec.status, JobStatus::Unknown, "{id}");
+        assert_eq!(rec.ended, at(600), "{id}");
+        assert_eq!(rec.output, node_lost_message(&node), "{id}");
+        assert_eq!((rec.payload, rec.wrap_secret_id.as_str()), (None, ""), "secrets blanked");
+    }
+    assert_eq!(status(&s, &a_done).await, JobStatus::Success, "ended jobs untouched");
+    assert_eq!(status(&s, &c1).await, JobStatus::Running, "a fresh node untouched");
+
+    // The queues are free again; the fresh node's queue is still busy.
+    claim_expecting(&s, &node_c, at(601), &[next_a1, next_a3]).await;
+    assert_eq!(status(&s, &next_c1).await, JobStatus::Queued);
+
+    // The rows are gone: nothing to reap twice, and no orphans left behind.
+    assert!(s.store.reap_stale_nodes(at(100), at(700), &node_c).await.expect("reap").is_empty());
+    assert!(s.store.orphan_owners(&node_c).await.expect("orphan_owners").is_empty());
+    // A node that comes back heartbeats again and may still record its real outcome.
+    s.store.heartbeat(&node_a(), at(800)).await.expect("heartbeat");
+    assert!(finish(&s, &a1, &node_a(), JobStatus::Success, at(801)).await);
+}
+
+/// Nodes seen at or after the cutoff are not reaped, nor is the caller (`except`) however
+/// stale its own row looks.
+pub async fn reap_stale_nodes_spares_fresh_nodes_and_never_the_caller(s: Subject) {
+    s.store.heartbeat(&node_a(), at(10)).await.expect("heartbeat");
+    s.store.heartbeat(&node_b(), at(100)).await.expect("heartbeat");
+    let mine = running_job(&s, "a", &node_a(), at(1)).await;
+    let fresh = running_job(&s, "b", &node_b(), at(2)).await;
+
+    let reaped = s.store.reap_stale_nodes(at(100), at(200), &node_a()).await.expect("reap");
+    assert!(reaped.is_empty(), "{reaped:?}");
+    assert_eq!(status(&s, &mine).await, JobStatus::Running);
+    assert_eq!(status(&s, &fresh).await, JobStatus::Running);
+    assert!(s.store.orphan_owners(&node_b()).await.expect("orphan_owners").is_empty(), "rows kept");
+}
+
+/// A later heartbeat moves `last_seen` forward (an upsert), so the node is not stale.
+pub async fn heartbeat_keeps_a_node_from_being_reaped(s: Subject) {
+    s.store.heartbeat(&node_a(), at(10)).await.expect("heartbeat");
+    s.store.heartbeat(&node_a(), at(300)).await.expect("heartbeat again");
+    let id = running_job(&s, "a", &node_a(), at(1)).await;
+
+    assert!(s.store.reap_stale_nodes(at(200), at(400), &node_b()).await.expect("reap").is_empty());
+    assert_eq!(status(&s, &id).await, JobStatus::Running);
+    let reaped = s.store.reap_stale_nodes(at(301), at(400), &node_b()).await.expect("reap");
+    assert_eq!(reaped, vec![node_a()]);
+    assert_eq!(status(&s, &id).await, JobStatus::Unknown);
+}
+
+/// `deregister` removes only the node's row (a clean shutdown): its jobs stay as they are,
+/// and with no row it is no longer reaped but shows up as an orphan owner if it left active
+/// jobs behind.
+pub async fn deregister_removes_the_node_row_only(s: Subject) {
+    s.store.heartbeat(&node_a(), at(10)).await.expect("heartbeat");
+    s.store.heartbeat(&node_b(), at(10)).await.expect("heartbeat");
+    let id = running_job(&s, "a", &node_a(), at(1)).await;
+    s.store.deregister(&node_a()).await.expect("deregister");
+    s.store.deregister(&node_a()).await.expect("deregister of a missing row is fine");
+
+    assert_eq!(status(&s, &id).await, JobStatus::Running);
+    let except = NodeId::new("7d9c8f4e-0000-4000-8000-00000000000c");
+    assert_eq!(s.store.orphan_owners(&except).await.expect("orphan_owners"), vec![node_a()]);
+    assert_eq!(s.store.reap_stale_nodes(at(1000), at(1001), &except).await.expect("reap"), vec![node_b()]);
+    assert_eq!(status(&s, &id).await, JobStatus::Running, "a node without a row is not reaped");
+}
+
+/// `orphan_owners` lists, once each, the nodes other than `except` that own
+/// `running`/`stopping` jobs but have no node row; not nodes with a row, not nodes whose jobs
+/// all ended.
+pub async fn orphan_owners_lists_owners_of_active_jobs_without_a_node_row(s: Subject) {
+    let node = |c: char| NodeId::new(format!("7d9c8f4e-0000-4000-8000-00000000000{c}"));
+    let (with_row, running_twice, stopping, ended, me) = (node('a'), node('b'), node('c'), node('d'), node('e'));
+    s.store.heartbeat(&with_row, at(1)).await.expect("heartbeat");
+    running_job(&s, "q1", &with_row, at(1)).await;
+    running_job(&s, "q2", &running_twice, at(2)).await;
+    running_job(&s, "q3", &running_twice, at(3)).await;
+    let st = running_job(&s, "q4", &stopping, at(4)).await;
+    assert!(s.store.mark_stopping(&st).await.expect("mark_stopping"));
+    let done = running_job(&s, "q5", &ended, at(5)).await;
+    assert!(finish(&s, &done, &ended, JobStatus::Success, at(6)).await);
+    running_job(&s, "q6", &me, at(7)).await;
+
+    let mut orphans = s.store.orphan_owners(&me).await.expect("orphan_owners");
+    orphans.sort_by(|x, y| x.as_str().cmp(y.as_str()));
+    assert_eq!(orphans, vec![running_twice.clone(), stopping.clone()]);
+
+    // What the server does with one at start: end its jobs.
+    assert_eq!(s.lose_node(&running_twice, at(10)).await, 2);
+    assert_eq!(s.store.orphan_owners(&me).await.expect("orphan_owners"), vec![stopping]);
+}
+
+/// A single-process store's `listen` returns `Ok` at once (there is nothing to deliver); a
+/// shared store's keeps running until it is cancelled or the store closes.
+pub async fn listen_follows_the_kind_of_store(s: Subject) {
+    let sink: gostint_core::EventSink = Arc::new(|_event| {});
+    let listening = s.store.listen(sink);
+    match tokio::time::timeout(Duration::from_millis(500), listening).await {
+        Ok(result) => {
+            assert!(!s.delivers_events, "a shared store's listen returned: {result:?}");
+            result.expect("listen");
+        }
+        Err(_elapsed) => assert!(s.delivers_events, "a single-process store's listen did not return at once"),
+    }
 }

@@ -7,7 +7,6 @@ mod scale;
 
 use std::sync::Arc;
 
-use gostint_core::JobStore;
 use gostint_store_contract::Subject;
 use gostint_store_sqlite::SqliteJobStore;
 
@@ -21,12 +20,5 @@ pub(crate) async fn fresh_store() -> (Arc<SqliteJobStore>, tempfile::TempDir) {
 /// A fresh store as the contract suite wants it.
 pub(crate) async fn fresh_subject() -> Subject {
     let (store, dir) = fresh_store().await;
-    let hook = store.clone();
-    Subject::new(store, move |node, now| {
-        let store = hook.clone();
-        async move {
-            store.mark_node_lost(&node, now).await
-        }
-    })
-    .keep_alive(dir)
+    Subject::new(store).keep_alive(dir)
 }

@@ -1,0 +1,1 @@
+//! Vault-issued database credentials (SPEC.md §6.1): not written yet.

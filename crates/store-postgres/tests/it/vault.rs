@@ -1,0 +1,1 @@
+//! Vault-issued credentials: not written yet.
