@@ -41,13 +41,6 @@ impl TestDb {
         self.admin.clone().database(&self.name)
     }
 
-    /// Its URL with the test user's credentials.
-    pub(crate) fn url(&self) -> String {
-        let base = test_url().expect("checked at create");
-        let (server, _db) = base.rsplit_once('/').expect("a database in GOSTINT_TEST_DATABASE_URL");
-        format!("{server}/{}", self.name)
-    }
-
     /// A store on it (migrated at connect).
     pub(crate) async fn store(&self) -> Arc<PgJobStore> {
         Arc::new(PgJobStore::connect_with(self.options(), 5).await.expect("connect the store"))
