@@ -180,8 +180,8 @@ impl PgJobStore {
     /// # Errors
     /// [`StoreError::Backend`] around a [`ConnectError`].
     pub async fn connect_with(options: PgConnectOptions, max_connections: u32) -> Result<Self, StoreError> {
+        migrate(&options).await?;
         let pool = open_pool(&options, max_connections).await?;
-        MIGRATOR.run(&pool).await.map_err(ConnectError::Migrate)?;
         tracing::debug!(host = options.get_host(), database = options.get_database(), "PostgreSQL job store open");
         Ok(Self::from_backend(Backend { pool, options }))
     }
@@ -241,11 +241,28 @@ impl PgJobStore {
     }
 }
 
+/// Longest any one statement of the store may run or wait for a lock: a session that hangs
+/// holding a queue head must not stall every claim for ever.
+const STATEMENT_TIMEOUT: &str = "60s";
+
+/// Runs the migrations on a connection of their own (without the pool's statement timeout:
+/// a future migration may take long), under sqlx's advisory lock.
+pub(crate) async fn migrate(options: &PgConnectOptions) -> Result<(), ConnectError> {
+    use sqlx::{ConnectOptions, Connection};
+    let mut conn = options.connect().await.map_err(ConnectError::Connect)?;
+    MIGRATOR.run(&mut conn).await.map_err(ConnectError::Migrate)?;
+    conn.close().await.map_err(ConnectError::Connect)
+}
+
 pub(crate) async fn open_pool(options: &PgConnectOptions, max_connections: u32) -> Result<PgPool, ConnectError> {
+    let options = options.clone().options([
+        ("statement_timeout", STATEMENT_TIMEOUT),
+        ("idle_in_transaction_session_timeout", STATEMENT_TIMEOUT),
+    ]);
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(30))
-        .connect_with(options.clone())
+        .connect_with(options)
         .await
         .map_err(ConnectError::Connect)
 }

@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 use sqlx::postgres::PgConnectOptions;
 use tokio::time::Instant;
 
-use crate::{connect_options, open_pool, Backend, ConnectError, PgJobStore, Shared, MIGRATOR};
+use crate::{connect_options, migrate, open_pool, Backend, PgJobStore, Shared};
 
 /// The database role read when none is configured (`GOSTINT_DB_CREDS_ROLE`).
 pub const DEFAULT_CREDS_ROLE: &str = "gostint-dbauth-role";
@@ -152,8 +152,8 @@ pub async fn connect_with_vault_creds(
     let token = vault.login().await?;
     let creds = vault.read_creds(&token).await?;
     let options = creds.apply(base.clone());
+    migrate(&options).await?;
     let pool = open_pool(&options, max_connections).await?;
-    MIGRATOR.run(&pool).await.map_err(ConnectError::Migrate)?;
     tracing::info!(user = %creds.username, lease_ttl = ?creds.lease.period, "PostgreSQL job store open with vault credentials");
     let store = PgJobStore::from_backend(Backend { pool, options });
     let keeper = Keeper { vault, base, max_connections, shared: store.shared().clone(), token, lease: creds.lease };

@@ -7,6 +7,7 @@
 mod concurrency;
 mod contract;
 mod cross;
+mod race;
 mod scale;
 mod vault;
 
