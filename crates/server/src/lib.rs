@@ -66,7 +66,7 @@ impl Server {
 /// Opens the store the settings name.
 ///
 /// # Errors
-/// The store cannot be opened (or, for now, is PostgreSQL).
+/// The store cannot be opened.
 pub async fn open_store(kind: &StoreKind) -> anyhow::Result<Arc<dyn JobStore>> {
     match kind {
         StoreKind::Sqlite(path) => {
@@ -75,8 +75,11 @@ pub async fn open_store(kind: &StoreKind) -> anyhow::Result<Arc<dyn JobStore>> {
                 .with_context(|| format!("opening the SQLite job store at {}", path.display()))?;
             Ok(Arc::new(store))
         }
-        StoreKind::Postgres(_) => {
-            anyhow::bail!("GOSTINT_DBURL: the PostgreSQL store is not available in this build yet")
+        StoreKind::Postgres(url) => {
+            let store = gostint_store_postgres::PgJobStore::connect(url)
+                .await
+                .context("connecting to the PostgreSQL job store (GOSTINT_DBURL)")?;
+            Ok(Arc::new(store))
         }
     }
 }

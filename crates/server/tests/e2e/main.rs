@@ -1,6 +1,7 @@
 //! End to end: the real server over HTTPS, the real OpenBao, the real Docker engine.
 
 mod api;
+mod cluster;
 mod drain;
 mod lifecycle;
 mod modes;

@@ -1,0 +1,164 @@
+//! Several `gostint` nodes on one PostgreSQL, each running real Docker jobs: the queue
+//! invariants across nodes, a node lost to SIGKILL, and a kill posted to another node.
+
+use std::collections::HashMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::support::{ms, spawn_app_with, Node, TestApp};
+
+/// A fresh database on the test PostgreSQL; its URL.
+fn fresh_database(base: &str, name: &str) -> String {
+    let out = Command::new("psql").arg(base).args(["-qc", &format!("CREATE DATABASE {name}")]).output().expect("psql runs");
+    assert!(out.status.success(), "create database: {}", String::from_utf8_lossy(&out.stderr));
+    let (prefix, _) = base.rsplit_once('/').expect("database URL with a path");
+    format!("{prefix}/{name}")
+}
+
+async fn cluster(nodes: usize, extra: &[(&str, &str)]) -> Option<(TestApp, Vec<Node>, String)> {
+    let helper = spawn_app_with(&[]).await?;
+    let Some(base) = helper.svc.database_url.clone() else {
+        return gostint_test_support::missing("postgres", "GOSTINT_TEST_DATABASE_URL is not set (scripts/services up)");
+    };
+    let db = fresh_database(&base, &format!("gostint_cluster_{}_{}", std::process::id(), rand_suffix()));
+    let mut started = Vec::new();
+    for _ in 0..nodes {
+        started.push(Node::start(&helper, &db, extra).await);
+    }
+    Some((helper, started, db))
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().subsec_nanos()
+}
+
+async fn wait_final(node: &Node, token: &str, id: &str, limit: Duration) -> Value {
+    let start = Instant::now();
+    loop {
+        let j = node.job(token, id).await;
+        if ["success", "failed", "notauthorised", "unknown"].contains(&j["status"].as_str().unwrap_or_default()) {
+            return j;
+        }
+        assert!(start.elapsed() < limit, "job {id} still {} after {limit:?}", j["status"]);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn three_nodes_run_200_jobs_over_20_queues_one_at_a_time_per_queue() {
+    let Some((helper, nodes, _db)) = cluster(3, &[]).await else { return };
+    let token = helper.req.token(None, &["default"]).await;
+    let mut submitted: Vec<(String, String)> = Vec::new();
+    for i in 0..200 {
+        let q = format!("q{:02}", i % 20);
+        let node = &nodes[i % nodes.len()];
+        let id = node.submit(&helper, &token, json!({"qname": q, "container_image": helper.svc.image, "run": ["true"]})).await;
+        submitted.push((q, id));
+    }
+    let mut by_queue: HashMap<String, Vec<Value>> = HashMap::new();
+    let mut owners: HashMap<String, usize> = HashMap::new();
+    for (q, id) in &submitted {
+        let j = wait_final(&nodes[0], &token, id, Duration::from_secs(300)).await;
+        assert_eq!(j["status"], "success", "{j}");
+        *owners.entry(j["node_uuid"].as_str().unwrap().to_string()).or_default() += 1;
+        by_queue.entry(q.clone()).or_default().push(j);
+    }
+    for (q, jobs) in &by_queue {
+        // In submit order, each job starts after the previous one ended: FIFO, never two at once.
+        for pair in jobs.windows(2) {
+            assert!(
+                ms(&pair[0]["ended"]) <= ms(&pair[1]["started"]),
+                "queue {q} overlapped or reordered: {} then {}",
+                pair[0],
+                pair[1]
+            );
+        }
+    }
+    assert!(owners.len() >= 2, "work spread over the nodes: {owners:?}");
+    eprintln!("jobs per node: {owners:?}");
+    for n in nodes {
+        n.signal("-TERM");
+        n.wait_exit(Duration::from_secs(30));
+    }
+    helper.stop().await;
+}
+
+#[tokio::test]
+async fn a_node_lost_to_sigkill_has_its_jobs_turn_unknown_and_its_queue_moves_on() {
+    let Some((helper, nodes, _db)) = cluster(2, &[("GOSTINT_STALE_AFTER", "3s")]).await else { return };
+    let token = helper.req.token(None, &["default"]).await;
+    let id = nodes[0].submit(&helper, &token, json!({"qname": "lost", "container_image": helper.svc.image, "run": ["sleep", "60"]})).await;
+    let next = nodes[0].submit(&helper, &token, json!({"qname": "lost", "container_image": helper.svc.image, "run": ["echo", "moved on"]})).await;
+    nodes[0].wait_status(&token, &id, "running").await;
+    let owner = nodes[0].job(&token, &id).await["node_uuid"].as_str().unwrap().to_string();
+    let mut nodes = nodes;
+    let mut victim = None;
+    for (i, n) in nodes.iter().enumerate() {
+        if n.health("node_uuid").await.as_deref() == Some(owner.as_str()) {
+            victim = Some(i);
+        }
+    }
+    let victim = nodes.remove(victim.expect("the owner is one of the nodes"));
+    victim.signal("-KILL");
+    victim.wait_exit(Duration::from_secs(10));
+    let survivor = &nodes[0];
+    let j = wait_final(survivor, &token, &id, Duration::from_secs(30)).await;
+    assert_eq!(j["status"], "unknown", "{j}");
+    assert_eq!(j["output"], format!("gostint node {owner} stopped reporting; outcome unknown"));
+    let n = wait_final(survivor, &token, &next, Duration::from_secs(30)).await;
+    assert_eq!(n["output"], "moved on\n", "{n}");
+    // The lost node's container is gone (both nodes share this engine).
+    let left = Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=gostint.job_id={id}")]).output().unwrap();
+    assert!(left.stdout.is_empty(), "the lost node's container was removed");
+    for n in nodes {
+        n.signal("-TERM");
+        n.wait_exit(Duration::from_secs(30));
+    }
+    helper.stop().await;
+}
+
+#[tokio::test]
+async fn a_kill_posted_to_one_node_stops_a_job_running_on_another() {
+    let Some((helper, nodes, _db)) = cluster(2, &[("GOSTINT_KILL_GRACE", "1s")]).await else { return };
+    let token = helper.req.token(None, &["default"]).await;
+    let id = nodes[0].submit(&helper, &token, json!({"container_image": helper.svc.image, "run": ["sh", "-c", "echo begun; sleep 60"]})).await;
+    nodes[0].wait_status(&token, &id, "running").await;
+    let start = Instant::now();
+    while nodes[0].job(&token, &id).await["container_id"] == "" {
+        assert!(start.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let owner = nodes[0].job(&token, &id).await["node_uuid"].as_str().unwrap().to_string();
+    let mut other = None;
+    for n in &nodes {
+        if n.health("node_uuid").await.as_deref() != Some(owner.as_str()) {
+            other = Some(n);
+        }
+    }
+    let other = other.expect("a node that does not own the job");
+    let posted = Instant::now();
+    let r = reqwest::Client::new().post(format!("{}/v1/api/job/kill/{id}", other.url)).header("X-Auth-Token", &token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    // The owner hears of it through LISTEN/NOTIFY within a second and starts stopping.
+    let mut stopping_after = None;
+    while posted.elapsed() < Duration::from_secs(10) {
+        let st = nodes[0].job(&token, &id).await["status"].as_str().unwrap().to_string();
+        if st == "stopping" || st == "failed" {
+            stopping_after = Some(posted.elapsed());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let after = stopping_after.expect("the owner acted on the kill");
+    assert!(after < Duration::from_secs(1), "kill reached the owner in {after:?}");
+    let j = wait_final(&nodes[0], &token, &id, Duration::from_secs(20)).await;
+    assert_eq!((j["status"].as_str(), j["output"].as_str()), (Some("failed"), Some("begun\n")), "{j}");
+    for n in nodes {
+        n.signal("-TERM");
+        n.wait_exit(Duration::from_secs(30));
+    }
+    helper.stop().await;
+}
