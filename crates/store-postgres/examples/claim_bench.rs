@@ -4,11 +4,12 @@
 //!
 //! ```text
 //! . .dev/env   # GOSTINT_TEST_DATABASE_URL; without it only SQLite is measured
-//! cargo run --release -p gostint-store-postgres --example claim_bench [-- JOBS QUEUES]
+//! cargo run --release -p gostint-store-postgres --example claim_bench [-- JOBS QUEUES BATCH]
 //! ```
 //!
 //! PostgreSQL runs in a fresh database `gostint_bench_<uuid>`, dropped at the end.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -21,10 +22,9 @@ use gostint_store_sqlite::SqliteJobStore;
 use sqlx::{ConnectOptions, Connection};
 use tokio::sync::{mpsc, Notify};
 
-/// Claim loops per node.
-const LOOPS: usize = 8;
-/// Jobs one claim may take.
-const CLAIM_MAX: usize = 8;
+/// Jobs one claim may take unless the third argument says otherwise (the worker's
+/// dispatcher takes 64).
+const DEFAULT_BATCH: usize = 64;
 /// Hand-overs measured for the wake-up delay.
 const HANDOVERS: usize = 500;
 
@@ -47,37 +47,67 @@ async fn fill(store: &Arc<dyn JobStore>, jobs: usize, queues: usize) -> anyhow::
     Ok(())
 }
 
-/// Claims and finishes until `jobs` are done with [`LOOPS`] loops per store; returns jobs/s.
-async fn drain(stores: &[Arc<dyn JobStore>], jobs: usize) -> anyhow::Result<f64> {
-    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+/// Claims and finishes until `jobs` are done, the way the worker's dispatcher does: per node
+/// one claim loop taking up to `batch` at a time until nothing is claimable, each
+/// job finished by a task of its own, which then wakes its node's loop; other nodes' finishes
+/// wake it through `listen` (PostgreSQL). The 1 s fallback sweep is kept. Returns jobs/s.
+async fn drain(stores: &[Arc<dyn JobStore>], jobs: usize, batch: usize) -> anyhow::Result<f64> {
+    let done = Arc::new(AtomicUsize::new(0));
+    let all_done = Arc::new(Notify::new());
     let started = Instant::now();
     let mut tasks = Vec::new();
     for (n, store) in stores.iter().enumerate() {
-        for l in 0..LOOPS {
-            let (store, done) = (store.clone(), done.clone());
-            let node = NodeId::new(format!("bench-node-{n}"));
-            tasks.push(tokio::spawn(async move {
-                let mut idle = 0u32;
-                while done.load(std::sync::atomic::Ordering::Relaxed) < jobs {
-                    let got = store.claim(&node, CLAIM_MAX, Timestamp::now()).await?;
-                    if got.is_empty() {
-                        // Everything claimable is taken by the other loops: back off a little.
-                        idle += 1;
-                        tokio::time::sleep(Duration::from_micros(200 * u64::from(idle.min(10)))).await;
-                        continue;
-                    }
-                    idle = 0;
-                    let finishes = got.iter().map(|j| {
-                        store.finish(&j.id, &node, Outcome::message(JobStatus::Success, ""), Timestamp::now())
-                    });
-                    for ok in futures::future::try_join_all(finishes).await? {
-                        anyhow::ensure!(ok, "finish refused (loop {l})");
-                    }
-                    done.fetch_add(got.len(), std::sync::atomic::Ordering::Relaxed);
+        let (store, done, all_done) = (store.clone(), done.clone(), all_done.clone());
+        let node = NodeId::new(format!("bench-node-{n}"));
+        let wake = Arc::new(Notify::new());
+        let listening = {
+            let (store, wake) = (store.clone(), wake.clone());
+            let sink: EventSink = Arc::new(move |event| {
+                if event == StoreEvent::Claimable {
+                    wake.notify_one();
                 }
-                Ok::<_, anyhow::Error>(())
-            }));
-        }
+            });
+            tokio::spawn(async move { store.listen(sink).await })
+        };
+        tasks.push(tokio::spawn(async move {
+            let mut finishing = tokio::task::JoinSet::new();
+            while done.load(Ordering::SeqCst) < jobs {
+                loop {
+                    let got = store.claim(&node, batch, Timestamp::now()).await?;
+                    let full = got.len() == batch;
+                    for j in got {
+                        let (store, node, done, wake, all_done) =
+                            (store.clone(), node.clone(), done.clone(), wake.clone(), all_done.clone());
+                        finishing.spawn(async move {
+                            let outcome = Outcome::message(JobStatus::Success, "");
+                            let ok = store.finish(&j.id, &node, outcome, Timestamp::now()).await?;
+                            anyhow::ensure!(ok, "finish refused");
+                            if done.fetch_add(1, Ordering::SeqCst) + 1 >= jobs {
+                                all_done.notify_waiters();
+                            }
+                            wake.notify_one();
+                            Ok(())
+                        });
+                    }
+                    if !full {
+                        break;
+                    }
+                }
+                while let Some(finished) = finishing.try_join_next() {
+                    finished??;
+                }
+                tokio::select! {
+                    () = wake.notified() => {}
+                    () = all_done.notified() => {}
+                    () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+            }
+            while let Some(finished) = finishing.join_next().await {
+                finished??;
+            }
+            listening.abort();
+            Ok::<_, anyhow::Error>(())
+        }));
     }
     for t in tasks {
         t.await??;
@@ -159,13 +189,16 @@ async fn main() -> anyhow::Result<()> {
     let args: Vec<usize> = std::env::args().skip(1).filter_map(|a| a.parse().ok()).collect();
     let jobs = args.first().copied().unwrap_or(5_000);
     let queues = args.get(1).copied().unwrap_or(200);
-    println!("claim-and-finish of {jobs} empty jobs over {queues} queues, {LOOPS} claim loops per node, claim max {CLAIM_MAX}");
+    let batch = args.get(2).copied().unwrap_or(DEFAULT_BATCH).max(1);
+    println!(
+        "claim-and-finish of {jobs} empty jobs over {queues} queues, one claim loop per node taking up to {batch}"
+    );
 
     // SQLite: one node per file.
     let dir = tempfile::tempdir()?;
     let sqlite: Arc<dyn JobStore> = Arc::new(SqliteJobStore::open_in(dir.path()).await?);
     fill(&sqlite, jobs, queues).await?;
-    let rate = drain(std::slice::from_ref(&sqlite), jobs).await?;
+    let rate = drain(std::slice::from_ref(&sqlite), jobs, batch).await?;
     println!("SQLite      1 node : {rate:>8.0} jobs/s");
 
     let Ok(url) = std::env::var("GOSTINT_TEST_DATABASE_URL") else {
@@ -176,22 +209,27 @@ async fn main() -> anyhow::Result<()> {
     let name = format!("gostint_bench_{}", uuid::Uuid::new_v4().simple());
     let mut conn = admin.connect().await?;
     sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await?;
-    let result = postgres(admin.clone().database(&name), jobs, queues).await;
+    let result = postgres(admin.clone().database(&name), jobs, queues, batch).await;
     sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut conn).await?;
     conn.close().await?;
     result
 }
 
-async fn postgres(options: sqlx::postgres::PgConnectOptions, jobs: usize, queues: usize) -> anyhow::Result<()> {
+async fn postgres(
+    options: sqlx::postgres::PgConnectOptions,
+    jobs: usize,
+    queues: usize,
+    batch: usize,
+) -> anyhow::Result<()> {
     let mut nodes: Vec<Arc<dyn JobStore>> = Vec::new();
     for _ in 0..3 {
         nodes.push(Arc::new(PgJobStore::connect_with(options.clone(), 10).await?));
     }
     fill(&nodes[0], jobs, queues).await?;
-    let rate = drain(&nodes[..1], jobs).await?;
+    let rate = drain(&nodes[..1], jobs, batch).await?;
     println!("PostgreSQL  1 node : {rate:>8.0} jobs/s");
     fill(&nodes[0], jobs, queues).await?;
-    let rate = drain(&nodes, jobs).await?;
+    let rate = drain(&nodes, jobs, batch).await?;
     println!("PostgreSQL  3 nodes: {rate:>8.0} jobs/s");
 
     let delays = handover(nodes[1].clone(), nodes[2].clone()).await?;

@@ -271,12 +271,12 @@ pub(crate) async fn open_pool(options: &PgConnectOptions, max_connections: u32) 
 
 /// The claim, in one statement (SPEC §5.2).
 ///
-/// `queues` skips through the partial index `jobs_queued` from one queued qname to the next
-/// (PostgreSQL has no skip scan of its own: this is the usual recursive "loose index scan"),
-/// so its cost grows with the queues that hold queued jobs, never with the rows or with
-/// the queues that hold only ended jobs. `heads` keeps the queues with no active job (a seek
-/// in the partial unique index) and takes each one's head by (`submitted`, `seq`), both read
-/// from the index. `picked` fetches the oldest `$3` heads by primary key (an array, so no
+/// `queues` skips through the partial index `jobs_queued` (`qname, submitted, seq`) from one
+/// queued qname to the next (PostgreSQL has no skip scan of its own: this is the usual
+/// recursive "loose index scan"); the first entry past a qname is the next queue's head, so
+/// one index seek per queue finds both. Its cost grows with the queues that hold queued
+/// jobs, never with the rows or with the queues that hold only ended jobs. `heads` keeps the
+/// queues with no active job (one seek in the partial unique index). `picked` fetches the oldest `$3` heads by primary key (an array, so no
 /// plan can hash all queued rows instead) and locks them in that order, which keeps two
 /// claimers from deadlocking, with a plain `FOR UPDATE`: never `SKIP LOCKED`, which could
 /// pass over a head that another node is busy with and take the job behind it, reordering
@@ -286,21 +286,19 @@ pub(crate) async fn open_pool(options: &PgConnectOptions, max_connections: u32) 
 /// could not see): a unique violation, which the caller treats as "busy".
 const CLAIM: &str = concat!(
     "WITH RECURSIVE
-       queues(qname) AS (
-         (SELECT qname FROM jobs WHERE status = 'queued' ORDER BY qname LIMIT 1)
+       queues(qname, seq, submitted) AS (
+         (SELECT qname, seq, submitted FROM jobs WHERE status = 'queued'
+          ORDER BY qname, submitted, seq LIMIT 1)
          UNION ALL
-         SELECT (SELECT j.qname FROM jobs j WHERE j.status = 'queued' AND j.qname > queues.qname
-                 ORDER BY j.qname LIMIT 1)
-         FROM queues WHERE queues.qname IS NOT NULL
+         SELECT n.qname, n.seq, n.submitted
+         FROM queues
+         CROSS JOIN LATERAL (SELECT j.qname, j.seq, j.submitted FROM jobs j
+                             WHERE j.status = 'queued' AND j.qname > queues.qname
+                             ORDER BY j.qname, j.submitted, j.seq LIMIT 1) n
        ),
        heads(seq, submitted) AS (
-         SELECT h.seq, h.submitted
-         FROM queues
-         CROSS JOIN LATERAL (SELECT seq, submitted FROM jobs h
-                             WHERE h.status = 'queued' AND h.qname = queues.qname
-                             ORDER BY h.submitted, h.seq LIMIT 1) h
-         WHERE queues.qname IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM jobs a
+         SELECT queues.seq, queues.submitted FROM queues
+         WHERE NOT EXISTS (SELECT 1 FROM jobs a
                            WHERE a.qname = queues.qname AND a.status IN ('running', 'stopping'))
        ),
        picked(pseq) AS (
