@@ -1,0 +1,7 @@
+//! `gostint-client`: see the library's documentation and `gostint-client --help`.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    std::process::ExitCode::from(gostint_client::main_with(std::env::args().collect()).await)
+}
