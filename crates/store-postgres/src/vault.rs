@@ -141,7 +141,7 @@ impl From<VaultCredsError> for StoreError {
 ///
 /// # Errors
 /// [`StoreError::Backend`] around a [`VaultCredsError`] (login or read refused, Vault
-/// unreachable) or a [`ConnectError`].
+/// unreachable) or a [`crate::ConnectError`].
 pub async fn connect_with_vault_creds(
     url: &str,
     settings: VaultDbSettings,

@@ -86,6 +86,19 @@ pub(crate) fn test_url() -> Option<String> {
     }
 }
 
+/// Logs to the test output when `TEST_LOG` is set (STYLE §8), once per test binary.
+pub(crate) fn init_logs() {
+    if std::env::var_os("TEST_LOG").is_some() {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env()
+                    .unwrap_or_else(|_| "gostint_store_postgres=debug".into()),
+            )
+            .with_test_writer()
+            .try_init();
+    }
+}
+
 /// A fresh store as the contract suite wants it, or `None` without a server.
 pub(crate) async fn fresh_subject() -> Option<Subject> {
     let db = TestDb::create().await?;

@@ -1,7 +1,7 @@
 //! Vault-issued credentials against the dev OpenBao (`VAULT_ADDR`,
 //! `GOSTINT_DEV_VAULT_ROOT_TOKEN` from `.dev/env`) and the test PostgreSQL: a database
-//! secrets engine of the test's own with a 5 s TTL and a 12 s max TTL, so the store has to
-//! renew and then rotate its credentials several times while it keeps working.
+//! secrets engine and AppRole of each test's own with lifetimes of seconds, so the store has
+//! to renew and then rotate its credentials several times while it keeps working.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -67,8 +67,33 @@ fn job(i: i64) -> NewJob {
     }
 }
 
+/// Lifetimes for one scenario.
+struct Ttls {
+    token: &'static str,
+    token_max: &'static str,
+    lease: &'static str,
+    lease_max: &'static str,
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_store_keeps_working_across_vault_credential_rotations() {
+async fn the_store_keeps_working_across_rotations_forced_by_the_leases_max_ttl() {
+    // The token outlives each lease; the lease's 12 s max TTL forces each rotation.
+    let ttls = Ttls { token: "8s", token_max: "60s", lease: "5s", lease_max: "12s" };
+    rotation_scenario(ttls, Duration::from_secs(25), 2).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_keeps_working_across_rotations_forced_by_the_tokens_max_ttl() {
+    // The lease could live a minute, but it dies with the token that read it: the token's
+    // 8 s max TTL forces each rotation.
+    let ttls = Ttls { token: "4s", token_max: "8s", lease: "5s", lease_max: "60s" };
+    rotation_scenario(ttls, Duration::from_secs(16), 2).await;
+}
+
+/// Runs a store on Vault credentials with these lifetimes for `run_for`, using it all the
+/// time; it must never fail and must rotate at least `min_rotations` times.
+async fn rotation_scenario(ttls: Ttls, run_for: Duration, min_rotations: u64) {
+    crate::init_logs();
     let Some(db) = TestDb::create().await else { return };
     let Some(bao) = Bao::from_env() else { return };
     let server = reqwest::Url::parse(&test_url().unwrap()).unwrap();
@@ -109,8 +134,8 @@ async fn the_store_keeps_working_across_vault_credential_rotations() {
             "revocation_statements": [
                 format!("REASSIGN OWNED BY \"{{{{name}}}}\" TO {owner}; DROP OWNED BY \"{{{{name}}}}\"; DROP ROLE IF EXISTS \"{{{{name}}}}\";"),
             ],
-            "default_ttl": "5s",
-            "max_ttl": "12s",
+            "default_ttl": ttls.lease,
+            "max_ttl": ttls.lease_max,
         })),
     )
     .await;
@@ -120,11 +145,10 @@ async fn the_store_keeps_working_across_vault_credential_rotations() {
     if auths.get("approle/").is_none() && auths.get("data").and_then(|d| d.get("approle/")).is_none() {
         bao.call(Method::POST, "sys/auth/approle", Some(json!({"type": "approle"}))).await;
     }
-    // The token outlives a few leases but not the test: it is rotated too.
     bao.call(
         Method::POST,
         &format!("auth/approle/role/{approle}"),
-        Some(json!({"token_policies": [approle], "token_ttl": "8s", "token_max_ttl": "20s"})),
+        Some(json!({"token_policies": [approle], "token_ttl": ttls.token, "token_max_ttl": ttls.token_max})),
     )
     .await;
     let role_id = bao.call(Method::GET, &format!("auth/approle/role/{approle}/role-id"), None).await["data"]["role_id"]
@@ -148,7 +172,7 @@ async fn the_store_keeps_working_across_vault_credential_rotations() {
     let node = NodeId::new("vault-node");
     let started = Instant::now();
     let mut rounds = 0_i64;
-    while started.elapsed() < Duration::from_secs(27) {
+    while started.elapsed() < run_for {
         let j = job(rounds);
         let id = j.id;
         store.enqueue(j).await.unwrap_or_else(|e| panic!("enqueue at {:?}: {e:?}", started.elapsed()));
@@ -167,7 +191,7 @@ async fn the_store_keeps_working_across_vault_credential_rotations() {
     }
     let rotations = store.pool_generation();
     eprintln!("{rounds} enqueue/claim/finish rounds over {:?}, {rotations} credential rotations", started.elapsed());
-    assert!(rotations >= 2, "expected at least 2 rotations in 27 s with a 12 s max TTL, got {rotations}");
+    assert!(rotations >= min_rotations, "expected at least {min_rotations} rotations in {run_for:?}, got {rotations}");
 
     // The listener moved to the newest credentials and still hears the other node.
     tokio::time::sleep(Duration::from_millis(300)).await;
