@@ -118,10 +118,22 @@ fn redact_url(url: &str) -> String {
 }
 
 /// The pool in use and how it was built; replaced whole when credentials rotate.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub(crate) struct Backend {
     pub(crate) pool: PgPool,
     pub(crate) options: PgConnectOptions,
+}
+
+impl std::fmt::Debug for Backend {
+    // Not derived: `PgConnectOptions`' own Debug shows the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Backend")
+            .field("host", &self.options.get_host())
+            .field("port", &self.options.get_port())
+            .field("database", &self.options.get_database())
+            .field("user", &self.options.get_username())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Shared between the store, its listeners and a credential rotation task.
@@ -936,6 +948,16 @@ mod tests {
         let err = connect_options("mysql://me:s3cret@h/db").unwrap_err().to_string();
         assert!(!err.contains("s3cret"), "{err}");
         assert!(err.contains("me:***@h/db"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn debug_output_never_shows_the_password() {
+        let options = connect_options("postgres://me:s3cret@db.example:5433/jobs").unwrap();
+        let pool = PgPoolOptions::new().connect_lazy_with(options.clone());
+        let store = PgJobStore::from_backend(Backend { pool, options });
+        let shown = format!("{store:?}");
+        assert!(!shown.contains("s3cret"), "{shown}");
+        assert!(shown.contains("db.example") && shown.contains("jobs"), "{shown}");
     }
 
     #[test]
