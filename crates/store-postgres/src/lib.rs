@@ -319,7 +319,11 @@ const CLAIM: &str = concat!(
          ORDER BY j.submitted, j.seq
          FOR UPDATE
        )
-     UPDATE jobs SET status = 'running', node_uuid = $1, started = $2
+     UPDATE jobs SET status = 'running', node_uuid = $1,
+       -- Never before the queue's previous job ended (its finish committed before this claim
+       -- could see the queue free, but its `ended` was stamped on another clock, possibly a
+       -- little later than this claimer's `$2`): recorded times then show the queue serial.
+       started = GREATEST($2, (SELECT COALESCE(MAX(p.ended), 0) FROM jobs p WHERE p.qname = jobs.qname))
      FROM picked
      WHERE jobs.seq = picked.pseq AND jobs.status = 'queued'
      RETURNING ",
@@ -568,7 +572,7 @@ impl JobStore for PgJobStore {
         // The notification goes out with the commit, only if a row changed.
         let sql = format!(
             "WITH done AS (
-               UPDATE jobs SET status = $3, output = $4, stderr = $5, return_code = $6, ended = $7, {}
+               UPDATE jobs SET status = $3, output = $4, stderr = $5, return_code = $6, ended = GREATEST($7, started), {}
                WHERE id = $1 AND node_uuid = $2 AND status IN ({})
                RETURNING 1
              )

@@ -279,7 +279,9 @@ const CLAIM: &str = concat!(
            AND NOT EXISTS (SELECT 1 FROM jobs a
                            WHERE a.qname = queues.qname AND a.status IN ('running', 'stopping'))
        )
-     UPDATE jobs SET status = 'running', node_uuid = ?1, started = ?2
+     UPDATE jobs SET status = 'running', node_uuid = ?1,
+       -- Never before the queue's previous job ended (see the PostgreSQL store).
+       started = MAX(?2, (SELECT COALESCE(MAX(p.ended), 0) FROM jobs p WHERE p.qname = jobs.qname))
      WHERE seq IN (SELECT j.seq FROM heads JOIN jobs j ON j.seq = heads.seq
                    ORDER BY j.submitted, j.seq LIMIT ?3)
      RETURNING ",
@@ -486,7 +488,7 @@ impl JobStore for SqliteJobStore {
             return Ok(false);
         }
         let sql = format!(
-            "UPDATE jobs SET status = ?3, output = ?4, stderr = ?5, return_code = ?6, ended = ?7, {}
+            "UPDATE jobs SET status = ?3, output = ?4, stderr = ?5, return_code = ?6, ended = MAX(?7, started), {}
              WHERE id = ?1 AND node_uuid = ?2 AND status IN ({})",
             blank_secrets!(),
             sql_list(&from)
