@@ -222,7 +222,18 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         }
     };
     info!(addr = %bound, https, node_uuid = %node, "gostint listening");
-    Ok(Server { addr: bound, https, node, state, worker, store: store_for_server, _state_dir: state_dir, cancel, tracker, http })
+    Ok(Server {
+        addr: bound,
+        https,
+        node,
+        state,
+        worker,
+        store: store_for_server,
+        _state_dir: state_dir,
+        cancel,
+        tracker,
+        http,
+    })
 }
 
 /// What the housekeeping loop needs.

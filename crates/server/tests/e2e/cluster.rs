@@ -11,7 +11,8 @@ use crate::support::{ms, spawn_app_with, Node, TestApp};
 
 /// A fresh database on the test PostgreSQL; its URL.
 fn fresh_database(base: &str, name: &str) -> String {
-    let out = Command::new("psql").arg(base).args(["-qc", &format!("CREATE DATABASE {name}")]).output().expect("psql runs");
+    let out =
+        Command::new("psql").arg(base).args(["-qc", &format!("CREATE DATABASE {name}")]).output().expect("psql runs");
     assert!(out.status.success(), "create database: {}", String::from_utf8_lossy(&out.stderr));
     let (prefix, _) = base.rsplit_once('/').expect("database URL with a path");
     format!("{prefix}/{name}")
@@ -54,7 +55,9 @@ async fn three_nodes_run_200_jobs_over_20_queues_one_at_a_time_per_queue() {
     for i in 0..200 {
         let q = format!("q{:02}", i % 20);
         let node = &nodes[i % nodes.len()];
-        let id = node.submit(&helper, &token, json!({"qname": q, "container_image": helper.svc.image, "run": ["true"]})).await;
+        let id = node
+            .submit(&helper, &token, json!({"qname": q, "container_image": helper.svc.image, "run": ["true"]}))
+            .await;
         submitted.push((q, id));
     }
     let mut by_queue: HashMap<String, Vec<Value>> = HashMap::new();
@@ -89,8 +92,16 @@ async fn three_nodes_run_200_jobs_over_20_queues_one_at_a_time_per_queue() {
 async fn a_node_lost_to_sigkill_has_its_jobs_turn_unknown_and_its_queue_moves_on() {
     let Some((helper, nodes, _db)) = cluster(2, &[("GOSTINT_STALE_AFTER", "3s")]).await else { return };
     let token = helper.req.token(None, &["default"]).await;
-    let id = nodes[0].submit(&helper, &token, json!({"qname": "lost", "container_image": helper.svc.image, "run": ["sleep", "60"]})).await;
-    let next = nodes[0].submit(&helper, &token, json!({"qname": "lost", "container_image": helper.svc.image, "run": ["echo", "moved on"]})).await;
+    let id = nodes[0]
+        .submit(&helper, &token, json!({"qname": "lost", "container_image": helper.svc.image, "run": ["sleep", "60"]}))
+        .await;
+    let next = nodes[0]
+        .submit(
+            &helper,
+            &token,
+            json!({"qname": "lost", "container_image": helper.svc.image, "run": ["echo", "moved on"]}),
+        )
+        .await;
     nodes[0].wait_status(&token, &id, "running").await;
     let owner = nodes[0].job(&token, &id).await["node_uuid"].as_str().unwrap().to_string();
     let mut nodes = nodes;
@@ -110,7 +121,8 @@ async fn a_node_lost_to_sigkill_has_its_jobs_turn_unknown_and_its_queue_moves_on
     let n = wait_final(survivor, &token, &next, Duration::from_secs(30)).await;
     assert_eq!(n["output"], "moved on\n", "{n}");
     // The lost node's container is gone (both nodes share this engine).
-    let left = Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=gostint.job_id={id}")]).output().unwrap();
+    let left =
+        Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=gostint.job_id={id}")]).output().unwrap();
     assert!(left.stdout.is_empty(), "the lost node's container was removed");
     for n in nodes {
         n.signal("-TERM");
@@ -123,7 +135,13 @@ async fn a_node_lost_to_sigkill_has_its_jobs_turn_unknown_and_its_queue_moves_on
 async fn a_kill_posted_to_one_node_stops_a_job_running_on_another() {
     let Some((helper, nodes, _db)) = cluster(2, &[("GOSTINT_KILL_GRACE", "1s")]).await else { return };
     let token = helper.req.token(None, &["default"]).await;
-    let id = nodes[0].submit(&helper, &token, json!({"container_image": helper.svc.image, "run": ["sh", "-c", "echo begun; sleep 60"]})).await;
+    let id = nodes[0]
+        .submit(
+            &helper,
+            &token,
+            json!({"container_image": helper.svc.image, "run": ["sh", "-c", "echo begun; sleep 60"]}),
+        )
+        .await;
     nodes[0].wait_status(&token, &id, "running").await;
     let start = Instant::now();
     while nodes[0].job(&token, &id).await["container_id"] == "" {
@@ -140,7 +158,12 @@ async fn a_kill_posted_to_one_node_stops_a_job_running_on_another() {
     }
     let other = other.expect("a node that does not own the job");
     let posted = Instant::now();
-    let r = reqwest::Client::new().post(format!("{}/v1/api/job/kill/{id}", other.url)).header("X-Auth-Token", &token).send().await.unwrap();
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/api/job/kill/{id}", other.url))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     // The owner hears of it through LISTEN/NOTIFY within a second and starts stopping.
     let mut stopping_after = None;
