@@ -125,22 +125,29 @@ pub fn parse_metadata(text: &str) -> Result<Metadata, String> {
     serde_norway::from_str::<Option<Metadata>>(text).map(Option::unwrap_or_default).map_err(|e| e.to_string())
 }
 
-/// A tar holding one regular file, for `PUT /containers/{id}/archive?path=/`.
-pub fn single_file_tar(path: &str, data: &[u8], mode: u32, uid: u64, gid: u64) -> Vec<u8> {
+/// A tar of regular files `(path, data, mode)` owned by `uid:gid`, for
+/// `PUT /containers/{id}/archive?path=/` (one engine call for several files).
+pub fn files_tar(files: &[(&str, &[u8], u32)], uid: u64, gid: u64) -> Vec<u8> {
+    let mtime = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let mut builder = tar::Builder::new(Vec::new());
-    let mut header = tar::Header::new_gnu();
-    header.set_size(data.len() as u64);
-    header.set_mode(mode);
-    header.set_uid(uid);
-    header.set_gid(gid);
-    header.set_mtime(
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-    );
-    header.set_entry_type(tar::EntryType::Regular);
-    builder
-        .append_data(&mut header, path.trim_start_matches('/'), data)
-        .expect("writing a tar into memory cannot fail");
+    for (path, data, mode) in files {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(*mode);
+        header.set_uid(uid);
+        header.set_gid(gid);
+        header.set_mtime(mtime);
+        header.set_entry_type(tar::EntryType::Regular);
+        builder
+            .append_data(&mut header, path.trim_start_matches('/'), *data)
+            .expect("writing a tar into memory cannot fail");
+    }
     builder.into_inner().expect("writing a tar into memory cannot fail")
+}
+
+/// A tar holding one regular file.
+pub fn single_file_tar(path: &str, data: &[u8], mode: u32, uid: u64, gid: u64) -> Vec<u8> {
+    files_tar(&[(path, data, mode)], uid, gid)
 }
 
 /// The first regular file of a tar (what `GET /containers/{id}/archive` returns for one file).

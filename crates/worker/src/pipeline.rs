@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use gostint_core::content::{parse_metadata, patch_passwd, single_file_tar};
+use gostint_core::content::{files_tar, parse_metadata, patch_passwd};
 use gostint_core::secrets::render_secrets;
 use gostint_core::{
     resolve, ContainerRuntime, ContainerSpec, JobDefinition, JobRecord, JobStatus, JobStore, JobVault, NodeId, Outcome,
@@ -71,6 +71,9 @@ pub const SHUTDOWN_KILLED: &str = "gostint node shutting down: job killed";
 pub async fn run_job(ports: &Ports, cfg: &PipelineConfig, job: JobRecord, abort: &CancellationToken) {
     let mut left = Leftovers::default();
     let outcome = execute(ports, cfg, &job, &mut left, abort).await;
+    // The container has exited: record first, so the requestor and the queue's next job do
+    // not wait for the clean-up (SPEC.md §5.3: record → remove container → revoke token).
+    record(ports, cfg, &job, outcome).await;
     if let Some(id) = &left.container_id {
         if let Err(e) = ports.runtime.remove(id).await {
             warn!(job_id = %job.id, container_id = %id, error = %e, "container removal failed");
@@ -81,7 +84,6 @@ pub async fn run_job(ports: &Ports, cfg: &PipelineConfig, job: JobRecord, abort:
             warn!(job_id = %job.id, error = %e, "job token revocation failed");
         }
     }
-    record(ports, cfg, &job, outcome).await;
 }
 
 /// Writes the outcome; retries, and if the outcome itself cannot be stored (it should
@@ -373,13 +375,11 @@ async fn copy_in(
     if let Some(content) = &r.content {
         ports.runtime.put_archive(container_id, content.clone()).await.map_err(|e| e.to_string())?;
     }
+    // The secrets file and the patched passwd go in one engine call.
     let file = render_secrets(secrets, r.secret_file_type);
-    let tar = single_file_tar(r.secret_file_type.path(), &file, 0o444, 0, 0);
-    ports.runtime.put_archive(container_id, tar).await.map_err(|e| e.to_string())?;
-
     let passwd = ports.runtime.read_file(container_id, "/etc/passwd").await.map_err(|e| e.to_string())?;
     let patched = patch_passwd(passwd.as_deref());
-    let tar = single_file_tar("etc/passwd", &patched, 0o444, 0, 0);
+    let tar = files_tar(&[(r.secret_file_type.path(), &file, 0o444), ("etc/passwd", &patched, 0o444)], 0, 0);
     ports.runtime.put_archive(container_id, tar).await.map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -43,10 +43,18 @@ async fn a_job_runs_and_its_output_and_secrets_come_back() {
     assert_eq!(job["kill_requested"], false);
     assert!(ms(&job["started"]) >= ms(&job["submitted"]));
     assert!(ms(&job["ended"]) >= ms(&job["started"]));
-    // The container is gone.
+    // The container is gone (removed right after the outcome is recorded).
     let cid = job["container_id"].as_str().unwrap();
-    let inspect = std::process::Command::new("docker").args(["inspect", cid]).output().unwrap();
-    assert!(!inspect.status.success(), "container {cid} was not removed");
+    let mut removed = false;
+    for _ in 0..100 {
+        let inspect = std::process::Command::new("docker").args(["inspect", cid]).output().unwrap();
+        if !inspect.status.success() {
+            removed = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(removed, "container {cid} was not removed");
     app.stop().await;
 }
 
