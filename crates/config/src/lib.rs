@@ -30,6 +30,14 @@ pub mod env {
     /// This node's state directory (its previous run's id, for crash recovery; one node per
     /// directory). Default: the SQLite database's directory, else `/var/lib/gostint`.
     pub const STATE_DIR: &str = "GOSTINT_STATE_DIR";
+    /// Optional: role_id of an AppRole whose token reads PostgreSQL credentials from Vault's
+    /// database secrets engine (`database/creds/<GOSTINT_DB_CREDS_ROLE>`); with it, the
+    /// user and password of `GOSTINT_DBURL` come from Vault and are renewed and rotated.
+    pub const RUN_ROLEID: &str = "GOSTINT_RUN_ROLEID";
+    /// The secret_id for `GOSTINT_RUN_ROLEID` (a value, or `@file`).
+    pub const RUN_SECRETID: &str = "GOSTINT_RUN_SECRETID";
+    /// The Vault database role. Default `gostint-dbauth-role`.
+    pub const DB_CREDS_ROLE: &str = "GOSTINT_DB_CREDS_ROLE";
     /// role_id of the job AppRole. Required.
     pub const ROLEID: &str = "GOSTINT_ROLEID";
     /// Transit key for payload decryption (by convention the AppRole name). A warning if unset;
@@ -120,6 +128,26 @@ pub enum StoreKind {
     Postgres(String),
 }
 
+/// Vault-issued PostgreSQL credentials (`GOSTINT_RUN_ROLEID` / `GOSTINT_RUN_SECRETID`).
+#[derive(Clone)]
+pub struct DbCreds {
+    /// AppRole role_id.
+    pub role_id: String,
+    /// AppRole secret_id.
+    pub secret_id: secrecy::SecretString,
+    /// Vault database role.
+    pub creds_role: String,
+}
+
+impl std::fmt::Debug for DbCreds {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DbCreds")
+            .field("role_id", &self.role_id)
+            .field("creds_role", &self.creds_role)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Vault client settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct VaultSettings {
@@ -150,6 +178,8 @@ pub struct Settings {
     pub store: StoreKind,
     /// This node's state directory.
     pub state_dir: PathBuf,
+    /// Vault-issued database credentials, if configured.
+    pub db_creds: Option<DbCreds>,
     /// Job AppRole role_id.
     pub role_id: String,
     /// Transit key name, if set.
@@ -321,7 +351,34 @@ impl Settings {
             },
             (None, StoreKind::Postgres(_)) => PathBuf::from("/var/lib/gostint"),
         };
+        let db_creds = match (get(env::RUN_ROLEID), get(env::RUN_SECRETID)) {
+            (None, None) => None,
+            (Some(role_id), Some(secret)) => {
+                let secret = match secret.strip_prefix('@') {
+                    Some(path) => std::fs::read_to_string(path)
+                        .map_err(|e| invalid(env::RUN_SECRETID, format!("@{path}"), e.to_string()))?
+                        .trim_end()
+                        .to_string(),
+                    None => secret,
+                };
+                if !matches!(store, StoreKind::Postgres(_)) {
+                    return Err(invalid(
+                        env::RUN_ROLEID,
+                        role_id,
+                        "Vault database credentials need a postgres:// GOSTINT_DBURL".into(),
+                    ));
+                }
+                Some(DbCreds {
+                    role_id,
+                    secret_id: secret.into(),
+                    creds_role: get(env::DB_CREDS_ROLE).unwrap_or_else(|| "gostint-dbauth-role".into()),
+                })
+            }
+            (Some(_), None) => return Err(ConfigError::Missing(env::RUN_SECRETID)),
+            (None, Some(_)) => return Err(ConfigError::Missing(env::RUN_ROLEID)),
+        };
         Ok(Settings {
+            db_creds,
             state_dir,
             bind: get(env::BIND).unwrap_or_else(|| "0.0.0.0".into()),
             port,
@@ -423,6 +480,21 @@ mod tests {
         assert!(e.to_string().contains("MongoDB"), "{e}");
         let e = Settings::from_source(&src(&[("GOSTINT_RETENTION", "6 weeks")])).unwrap_err();
         assert!(e.to_string().starts_with("GOSTINT_RETENTION:"), "{e}");
+    }
+
+    #[test]
+    fn vault_database_credentials_need_both_halves_and_postgres() {
+        let pg = [("GOSTINT_DBURL", "postgres://h/db")];
+        assert!(Settings::from_source(&src(&pg)).unwrap().db_creds.is_none());
+        let both =
+            [("GOSTINT_DBURL", "postgres://h/db"), ("GOSTINT_RUN_ROLEID", "r"), ("GOSTINT_RUN_SECRETID", "topsecret")];
+        let c = Settings::from_source(&src(&both)).unwrap().db_creds.unwrap();
+        assert_eq!((c.role_id.as_str(), c.creds_role.as_str()), ("r", "gostint-dbauth-role"));
+        assert!(!format!("{c:?}").contains("topsecret"), "the secret id never shows in Debug");
+        let half = [("GOSTINT_DBURL", "postgres://h/db"), ("GOSTINT_RUN_ROLEID", "r")];
+        assert_eq!(Settings::from_source(&src(&half)).unwrap_err(), ConfigError::Missing("GOSTINT_RUN_SECRETID"));
+        let sqlite = [("GOSTINT_RUN_ROLEID", "r"), ("GOSTINT_RUN_SECRETID", "s")];
+        assert!(Settings::from_source(&src(&sqlite)).is_err());
     }
 
     #[test]

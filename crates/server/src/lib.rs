@@ -67,12 +67,28 @@ impl Server {
 ///
 /// # Errors
 /// The store cannot be opened.
-pub async fn open_store(kind: &StoreKind) -> anyhow::Result<Arc<dyn JobStore>> {
-    match kind {
+pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn JobStore>> {
+    match &settings.store {
         StoreKind::Sqlite(path) => {
             let store = gostint_store_sqlite::SqliteJobStore::open(&path.to_string_lossy())
                 .await
                 .with_context(|| format!("opening the SQLite job store at {}", path.display()))?;
+            Ok(Arc::new(store))
+        }
+        StoreKind::Postgres(url) if settings.db_creds.is_some() => {
+            let creds = settings.db_creds.as_ref().expect("checked by the match guard");
+            let mut v = gostint_store_postgres::vault::VaultDbSettings::new(
+                settings.vault.addr.clone(),
+                creds.role_id.clone(),
+                creds.secret_id.clone(),
+            );
+            v.creds_role = creds.creds_role.clone();
+            v.namespace = settings.vault.namespace.clone();
+            v.ca_cert = settings.vault.ca_cert.clone();
+            v.skip_verify = settings.vault.skip_verify;
+            let store = gostint_store_postgres::vault::connect_with_vault_creds(url, v, 16)
+                .await
+                .context("connecting to the PostgreSQL job store with Vault credentials (GOSTINT_RUN_ROLEID)")?;
             Ok(Arc::new(store))
         }
         StoreKind::Postgres(url) => {
@@ -111,7 +127,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     let vault: Arc<dyn JobVault> =
         Arc::new(gostint_vault::VaultClient::new(&vcfg).context("building the Vault client (VAULT_*)")?);
 
-    let store = open_store(&settings.store).await?;
+    let store = open_store(settings).await?;
 
     let node = NodeId::new(uuid::Uuid::new_v4().to_string());
     let state_dir = node_state::NodeStateDir::lock(&settings.state_dir)?;
