@@ -105,6 +105,7 @@ macro_rules! __with_every_check {
             claim_is_fifo_per_queue_by_submitted_then_insertion,
             claim_takes_the_oldest_queue_heads_first_and_respects_max,
             busy_queue_does_not_block_other_queues,
+            a_free_head_behind_a_long_busy_queue_is_found,
             stopping_job_holds_its_queue,
             unknown_job_does_not_hold_its_queue,
             concurrent_claims_never_put_two_active_jobs_in_one_queue,
@@ -476,6 +477,20 @@ pub async fn busy_queue_does_not_block_other_queues(s: Subject) {
 
     assert!(finish(&s, &a1, &node_a(), JobStatus::Success, at(17)).await);
     claim_expecting(&s, &node_a(), at(18), &[a2]).await;
+}
+
+/// A free queue's head is found even behind hundreds of older jobs of a busy queue (a store
+/// may look at the oldest queued jobs first, but must not stop there).
+pub async fn a_free_head_behind_a_long_busy_queue_is_found(s: Subject) {
+    let busy = running_job(&s, "busy", &node_a(), at(1)).await;
+    for i in 0..300 {
+        enqueue(&s, "busy", &alice(), at(2 + i)).await;
+    }
+    let late = enqueue(&s, "late", &alice(), at(1000)).await;
+    claim_expecting(&s, &node_b(), at(1001), &[late]).await;
+    assert!(finish(&s, &busy, &node_a(), JobStatus::Success, at(1002)).await);
+    let next = claim(&s, &node_b(), 5, at(1003)).await;
+    assert_eq!(next.len(), 1, "one job of the freed queue, its head");
 }
 
 /// A `stopping` job still holds its queue; the next job starts only once it has ended.

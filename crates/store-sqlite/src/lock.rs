@@ -28,17 +28,9 @@ impl ProcessLock {
     /// Takes the lock on `<db>.lock`, or says which process holds it.
     pub(crate) fn acquire(db: &Path) -> Result<Self, OpenError> {
         let path = lock_path(db);
-        let io_err = |source| OpenError::Io {
-            path: path.clone(),
-            source,
-        };
-        let mut file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(&path)
-            .map_err(io_err)?;
+        let io_err = |source| OpenError::Io { path: path.clone(), source };
+        let mut file =
+            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io_err)?;
         match flock(&file, FlockOperation::NonBlockingLockExclusive) {
             Ok(()) => {}
             Err(e) if e == Errno::WOULDBLOCK => {
@@ -49,11 +41,7 @@ impl ProcessLock {
                 return Err(OpenError::Locked {
                     db: db.to_path_buf(),
                     lock: path,
-                    holder: if holder.is_empty() {
-                        "unknown".into()
-                    } else {
-                        format!("pid {holder}")
-                    },
+                    holder: if holder.is_empty() { "unknown".into() } else { format!("pid {holder}") },
                 });
             }
             Err(e) => return Err(io_err(e.into())),

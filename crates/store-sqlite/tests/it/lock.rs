@@ -11,24 +11,13 @@ async fn a_second_open_of_the_same_file_is_refused_with_a_clear_message() {
 
     let err = SqliteJobStore::open(&url).await.unwrap_err();
 
-    let StoreError::Backend(source) = &err else {
-        panic!("unexpected error {err:?}")
-    };
+    let StoreError::Backend(source) = &err else { panic!("unexpected error {err:?}") };
     let open_err = source.downcast_ref::<OpenError>().expect("an OpenError");
     assert!(matches!(open_err, OpenError::Locked { .. }), "{open_err:?}");
     let message = open_err.to_string();
-    assert!(
-        message.contains("in use by another gostint process"),
-        "{message}"
-    );
-    assert!(
-        message.contains(&format!("pid {}", std::process::id())),
-        "names the holder: {message}"
-    );
-    assert!(
-        message.contains("PostgreSQL"),
-        "says what to do instead: {message}"
-    );
+    assert!(message.contains("in use by another gostint process"), "{message}");
+    assert!(message.contains(&format!("pid {}", std::process::id())), "names the holder: {message}");
+    assert!(message.contains("PostgreSQL"), "says what to do instead: {message}");
     eprintln!("second open: {message}");
 
     // The same file by another spelling is the same database.
@@ -57,8 +46,5 @@ async fn open_creates_the_directory_and_reopens_existing_data() {
 #[tokio::test]
 async fn in_memory_databases_are_refused() {
     let err = SqliteJobStore::open("sqlite::memory:").await.unwrap_err();
-    assert!(
-        err.to_string().contains("not a SQLite database path"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("not a SQLite database path"), "{err}");
 }

@@ -4,9 +4,7 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use gostint_core::{
-    JobDefinition, JobId, JobStatus, JobStore, NewJob, NodeId, Outcome, Owner, Timestamp,
-};
+use gostint_core::{JobDefinition, JobId, JobStatus, JobStore, NewJob, NodeId, Outcome, Owner, Timestamp};
 
 const JOBS: usize = 10_000;
 const QUEUES: usize = 2_000;
@@ -17,11 +15,7 @@ fn job(qname: String, submitted: Timestamp) -> NewJob {
         qname: qname.clone(),
         owner: Owner::new("entity-load"),
         submitted,
-        definition: JobDefinition {
-            qname,
-            container_image: "busybox".into(),
-            ..Default::default()
-        },
+        definition: JobDefinition { qname, container_image: "busybox".into(), ..Default::default() },
         wrap_secret_id: "w".into(),
         payload: None,
     }
@@ -33,25 +27,13 @@ async fn ten_thousand_jobs_over_two_thousand_queues_claim_quickly() {
     let t0 = 1_700_000_000_000;
     let started = Instant::now();
     for i in 0..JOBS {
-        store
-            .enqueue(job(
-                format!("queue-{:04}", i % QUEUES),
-                Timestamp::from_millis(t0 + i as i64),
-            ))
-            .await
-            .unwrap();
+        store.enqueue(job(format!("queue-{:04}", i % QUEUES), Timestamp::from_millis(t0 + i as i64))).await.unwrap();
     }
-    eprintln!(
-        "enqueued {JOBS} jobs over {QUEUES} queues in {:?}",
-        started.elapsed()
-    );
+    eprintln!("enqueued {JOBS} jobs over {QUEUES} queues in {:?}", started.elapsed());
 
     let plan = store.explain_claim().await.unwrap();
     eprintln!("claim query plan:\n  {}", plan.join("\n  "));
-    assert!(
-        !plan.iter().any(|step| step.starts_with("SCAN j")),
-        "the claim scans the table: {plan:?}"
-    );
+    assert!(!plan.iter().any(|step| step.starts_with("SCAN j")), "the claim scans the table: {plan:?}");
 
     let node = NodeId::new("load-node");
     let now = Timestamp::from_millis(t0 + 1_000_000);
@@ -68,32 +50,14 @@ async fn ten_thousand_jobs_over_two_thousand_queues_claim_quickly() {
         let rest = t.elapsed();
         // Every queue busy: nothing to take (the fallback sweep's common case).
         let t = Instant::now();
-        assert!(store
-            .claim(&node, usize::MAX, now)
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(store.claim(&node, usize::MAX, now).await.unwrap().is_empty());
         let busy = t.elapsed();
 
         assert_eq!(jobs.len(), QUEUES, "one head per queue");
-        assert_eq!(
-            jobs.iter()
-                .map(|j| j.qname.as_str())
-                .collect::<HashSet<_>>()
-                .len(),
-            QUEUES
-        );
+        assert_eq!(jobs.iter().map(|j| j.qname.as_str()).collect::<HashSet<_>>().len(), QUEUES);
         for job in &jobs {
             assert!(seen.insert(job.id), "{} claimed twice", job.id);
-            assert!(store
-                .finish(
-                    &job.id,
-                    &node,
-                    Outcome::message(JobStatus::Success, ""),
-                    now
-                )
-                .await
-                .unwrap());
+            assert!(store.finish(&job.id, &node, Outcome::message(JobStatus::Success, ""), now).await.unwrap());
         }
         eprintln!(
             "round {round}: claim max=1 of {QUEUES} free queues {one:?}; claim of the other {} heads {rest:?}; \
@@ -102,10 +66,7 @@ async fn ten_thousand_jobs_over_two_thousand_queues_claim_quickly() {
         );
     }
     assert_eq!(seen.len(), JOBS);
-    eprintln!(
-        "claimed and finished all {JOBS} jobs in {:?}",
-        whole.elapsed()
-    );
+    eprintln!("claimed and finished all {JOBS} jobs in {:?}", whole.elapsed());
 
     // Thousands of idle queues (only ended jobs) cost nothing: one new job is found at once.
     let fresh = job("fresh".into(), now);
@@ -113,9 +74,6 @@ async fn ten_thousand_jobs_over_two_thousand_queues_claim_quickly() {
     store.enqueue(fresh).await.unwrap();
     let t = Instant::now();
     let got = store.claim(&node, usize::MAX, now).await.unwrap();
-    eprintln!(
-        "claim of 1 queued job beside {QUEUES} idle queues ({JOBS} ended jobs) {:?}",
-        t.elapsed()
-    );
+    eprintln!("claim of 1 queued job beside {QUEUES} idle queues ({JOBS} ended jobs) {:?}", t.elapsed());
     assert_eq!(got.iter().map(|j| j.id).collect::<Vec<_>>(), vec![id]);
 }
