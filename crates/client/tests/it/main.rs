@@ -114,6 +114,81 @@ async fn the_secure_flow_runs_a_folder_job_with_secrets_and_revokes_its_tokens()
     e.stop().await;
 }
 
+/// A requestor AppRole (policy gostint-requestor), as an orchestrator would onboard one;
+/// returns (role_id, secret_id).
+async fn requestor_approle(e: &Env) -> (String, String) {
+    let http = reqwest::Client::new();
+    let root = &e.svc.root_token;
+    let base = format!("{}/v1/auth/approle/role/gostint-test-requestor", e.svc.vault_addr);
+    let r = http
+        .post(&base)
+        .header("X-Vault-Token", root)
+        .json(&serde_json::json!({"token_policies": ["gostint-requestor"], "token_ttl": "15m"}))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_success(), "role: {}", r.status());
+    let rid: Value =
+        http.get(format!("{base}/role-id")).header("X-Vault-Token", root).send().await.unwrap().json().await.unwrap();
+    let sid: Value = http
+        .post(format!("{base}/secret-id"))
+        .header("X-Vault-Token", root)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    (rid["data"]["role_id"].as_str().unwrap().to_string(), sid["data"]["secret_id"].as_str().unwrap().to_string())
+}
+
+#[tokio::test]
+async fn every_job_flag_reaches_the_container_and_approle_login_works() {
+    let Some(e) = env().await else { return };
+    let (role_id, secret_id) = requestor_approle(&e).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rid = dir.path().join("roleid");
+    let sid = dir.path().join("secretid");
+    std::fs::write(&rid, format!("{role_id}\n")).unwrap();
+    std::fs::write(&sid, format!("{secret_id}\n")).unwrap();
+    let job_json = dir.path().join("job.json");
+    // The base: flags given below override only what they name.
+    std::fs::write(
+        &job_json,
+        serde_json::json!({"qname": "base", "container_image": e.svc.image, "run": ["false"]}).to_string(),
+    )
+    .unwrap();
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gostint-client"));
+    cmd.env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("VAULT_ADDR", &e.svc.vault_addr)
+        .args(["-url", &e.url, "-insecure-skip-verify"])
+        .args(["-vault-roleid", &format!("@{}", rid.display()), "-vault-secretid", &format!("@{}", sid.display())])
+        .args(["-job-json", &format!("@{}", job_json.display())])
+        .args(["-qname", "Flags", "-image-pull-policy", "IfNotPresent", "-entrypoint", r#"["sh","-c"]"#])
+        .args(["-run", r#"["pwd; echo A=$A; cat /secrets.json"]"#, "-run-dir", "/tmp", "-env-vars", r#"["A=1"]"#])
+        .args([
+            "-secret-refs",
+            r#"["v2@kv/data/my-secret.my-value"]"#,
+            "-secret-filetype",
+            "json",
+            "-cont-on-warnings",
+            "-tty",
+            "-json",
+        ]);
+    let out = tokio::task::spawn_blocking(move || cmd.output().unwrap()).await.unwrap();
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("TLS verification of gostint is OFF"), "the skip warns: {err}");
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["qname"], "flags");
+    assert_eq!(job["status"], "success");
+    let output = job["output"].as_str().unwrap();
+    assert!(output.starts_with("/tmp\r\nA=1\r\n{"), "tty output (CRLF), run dir, env: {output:?}");
+    assert!(output.contains(r#""v2":"s3cr3t-v2""#), "json secrets file: {output:?}");
+    e.stop().await;
+}
+
 #[tokio::test]
 async fn plain_mode_exit_codes_and_wait_false() {
     let Some(e) = env().await else { return };
