@@ -69,10 +69,7 @@ impl DockerConnection {
             if rustls::crypto::CryptoProvider::get_default().is_none() {
                 let _ = rustls::crypto::ring::default_provider().install_default();
             }
-            let dir = self
-                .cert_path
-                .clone()
-                .unwrap_or_else(|| PathBuf::from(".docker"));
+            let dir = self.cert_path.clone().unwrap_or_else(|| PathBuf::from(".docker"));
             Docker::connect_with_ssl(
                 host,
                 &dir.join("key.pem"),
@@ -99,32 +96,17 @@ pub(crate) fn unreachable_at(host: &str, e: &bollard::errors::Error) -> RuntimeE
     if is_transport(e) {
         RuntimeError::new(
             RuntimeErrorKind::Transient,
-            format!(
-                "cannot reach the Docker engine at {host}: {}",
-                transport_detail(e)
-            ),
+            format!("cannot reach the Docker engine at {host}: {}", transport_detail(e)),
         )
     } else {
-        RuntimeError::new(
-            RuntimeErrorKind::Other,
-            format!("cannot use the Docker engine at {host}: {}", message_of(e)),
-        )
+        RuntimeError::new(RuntimeErrorKind::Other, format!("cannot use the Docker engine at {host}: {}", message_of(e)))
     }
 }
 
 /// `1.41` (a leading `v` is tolerated) → a client version.
 fn parse_version(text: &str) -> Result<ClientVersion, RuntimeError> {
-    let bad = || {
-        RuntimeError::new(
-            RuntimeErrorKind::Other,
-            format!("invalid DOCKER_API_VERSION {text:?}"),
-        )
-    };
-    let (major, minor) = text
-        .trim()
-        .trim_start_matches('v')
-        .split_once('.')
-        .ok_or_else(bad)?;
+    let bad = || RuntimeError::new(RuntimeErrorKind::Other, format!("invalid DOCKER_API_VERSION {text:?}"));
+    let (major, minor) = text.trim().trim_start_matches('v').split_once('.').ok_or_else(bad)?;
     Ok(ClientVersion {
         major_version: major.parse().map_err(|_| bad())?,
         minor_version: minor.parse().map_err(|_| bad())?,
@@ -148,10 +130,7 @@ mod tests {
 
     #[test]
     fn unsupported_hosts_are_refused_before_any_io() {
-        let c = DockerConnection {
-            host: Some("ssh://box".into()),
-            ..Default::default()
-        };
+        let c = DockerConnection { host: Some("ssh://box".into()), ..Default::default() };
         let e = c.client(5).unwrap_err();
         assert_eq!(e.kind, RuntimeErrorKind::Other);
         assert!(e.message.contains("ssh://box"), "{}", e.message);
@@ -159,9 +138,6 @@ mod tests {
 
     #[test]
     fn the_default_host_is_the_local_socket() {
-        assert_eq!(
-            DockerConnection::default().host(),
-            "unix:///var/run/docker.sock"
-        );
+        assert_eq!(DockerConnection::default().host(), "unix:///var/run/docker.sock");
     }
 }

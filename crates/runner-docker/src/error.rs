@@ -30,10 +30,7 @@ pub(crate) fn is_transport(e: &BollardError) -> bool {
 /// `Debug` dump of bollard's structs).
 pub(crate) fn message_of(e: &BollardError) -> String {
     match e {
-        BollardError::DockerResponseServerError {
-            status_code,
-            message,
-        } => {
+        BollardError::DockerResponseServerError { status_code, message } => {
             let message = message.trim();
             if message.is_empty() {
                 format!("the Docker engine answered HTTP {status_code}")
@@ -130,58 +127,28 @@ mod tests {
 
     #[test]
     fn engine_answers_keep_their_message_and_map_404() {
-        let e = BollardError::DockerResponseServerError {
-            status_code: 404,
-            message: "No such container: x".into(),
-        };
+        let e = BollardError::DockerResponseServerError { status_code: 404, message: "No such container: x".into() };
         let r = container_err(e);
-        assert_eq!(
-            (r.kind, r.message.as_str()),
-            (RuntimeErrorKind::NotFound, "No such container: x")
-        );
+        assert_eq!((r.kind, r.message.as_str()), (RuntimeErrorKind::NotFound, "No such container: x"));
 
-        let e = BollardError::DockerResponseServerError {
-            status_code: 404,
-            message: "No such image: a:b".into(),
-        };
-        assert_eq!(
-            to_runtime(&e, RuntimeErrorKind::ImageMissing).kind,
-            RuntimeErrorKind::ImageMissing
-        );
+        let e = BollardError::DockerResponseServerError { status_code: 404, message: "No such image: a:b".into() };
+        assert_eq!(to_runtime(&e, RuntimeErrorKind::ImageMissing).kind, RuntimeErrorKind::ImageMissing);
 
-        let e = BollardError::DockerResponseServerError {
-            status_code: 409,
-            message: " conflict\n".into(),
-        };
+        let e = BollardError::DockerResponseServerError { status_code: 409, message: " conflict\n".into() };
         let r = container_err(e);
-        assert_eq!(
-            (r.kind, r.message.as_str()),
-            (RuntimeErrorKind::Other, "conflict")
-        );
+        assert_eq!((r.kind, r.message.as_str()), (RuntimeErrorKind::Other, "conflict"));
 
-        let e = BollardError::DockerResponseServerError {
-            status_code: 500,
-            message: String::new(),
-        };
-        assert_eq!(
-            container_err(e).message,
-            "the Docker engine answered HTTP 500"
-        );
+        let e = BollardError::DockerResponseServerError { status_code: 500, message: String::new() };
+        assert_eq!(container_err(e).message, "the Docker engine answered HTTP 500");
     }
 
     #[test]
     fn transport_failures_are_transient() {
-        assert_eq!(
-            container_err(BollardError::RequestTimeoutError).kind,
-            RuntimeErrorKind::Transient
-        );
+        assert_eq!(container_err(BollardError::RequestTimeoutError).kind, RuntimeErrorKind::Transient);
         let io = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused");
         let r = container_err(BollardError::IOError { err: io });
         assert_eq!(r.kind, RuntimeErrorKind::Transient);
-        assert_eq!(
-            r.message,
-            "cannot reach the Docker engine: Connection refused"
-        );
+        assert_eq!(r.message, "cannot reach the Docker engine: Connection refused");
         let r = container_err(BollardError::SocketNotFoundError("/nope.sock".into()));
         assert_eq!(r.kind, RuntimeErrorKind::Transient);
     }

@@ -11,22 +11,19 @@ use bollard::errors::Error as BollardError;
 use bollard::models::{ContainerCreateBody, HostConfig};
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder,
-    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
+    UploadToContainerOptionsBuilder,
 };
 use bollard::{BollardRequest, Docker};
 use bytes::Bytes;
 use futures::StreamExt;
 use gostint_core::{
-    ContainerLogs, ContainerRuntime, ContainerSpec, EngineInfo, ImageRef, PullPolicy, RuntimeError,
-    RuntimeErrorKind,
+    ContainerLogs, ContainerRuntime, ContainerSpec, EngineInfo, ImageRef, PullPolicy, RuntimeError, RuntimeErrorKind,
 };
 use tracing::{debug, warn};
 
 use crate::connect::{unreachable_at, DockerConnection};
-use crate::error::{
-    container_err, is_permanent_pull_failure, is_transport, message_of, status_of, to_runtime,
-};
+use crate::error::{container_err, is_permanent_pull_failure, is_transport, message_of, status_of, to_runtime};
 use crate::tail::Tail;
 
 /// Limit of every Engine API call but `wait` and the pull stream (see [`DockerRuntime::with_call_timeout`]).
@@ -97,11 +94,7 @@ impl DockerRuntime {
         let prefix = format!("/v{}", version_text(&docker));
         let docker = docker.with_request_modifier(move |req| versioned(req, &prefix));
         debug!(host = %host, api_version = %version_text(&docker), "connected to the Docker engine");
-        Ok(Self {
-            docker,
-            host,
-            call_timeout,
-        })
+        Ok(Self { docker, host, call_timeout })
     }
 
     /// Sets the limit of each Engine API call (default 60 s); `wait` and the image pull
@@ -119,11 +112,7 @@ impl DockerRuntime {
     /// The engine cannot be reached or answers an error.
     pub async fn ping(&self) -> Result<(), RuntimeError> {
         self.timed("ping", self.call_timeout, async {
-            self.docker
-                .ping()
-                .await
-                .map(|_| ())
-                .map_err(|e| to_runtime(&e, RuntimeErrorKind::Other))
+            self.docker.ping().await.map(|_| ()).map_err(|e| to_runtime(&e, RuntimeErrorKind::Other))
         })
         .await
     }
@@ -145,9 +134,7 @@ impl DockerRuntime {
         limit: Duration,
         call: impl Future<Output = Result<T, RuntimeError>>,
     ) -> Result<T, RuntimeError> {
-        tokio::time::timeout(limit, call)
-            .await
-            .unwrap_or_else(|_| Err(timed_out(what, limit)))
+        tokio::time::timeout(limit, call).await.unwrap_or_else(|_| Err(timed_out(what, limit)))
     }
 
     /// Whether the engine already holds `reference` (it resolves `docker.io/library/x`
@@ -165,10 +152,7 @@ impl DockerRuntime {
 
     /// One pull, its progress stream read to the end.
     async fn pull_once(&self, name: &str, tag: &str) -> Result<(), PullFailure> {
-        let options = CreateImageOptionsBuilder::default()
-            .from_image(name)
-            .tag(tag)
-            .build();
+        let options = CreateImageOptionsBuilder::default().from_image(name).tag(tag).build();
         let mut progress = self.docker.create_image(Some(options), None, None);
         loop {
             match tokio::time::timeout(PULL_IDLE_TIMEOUT, progress.next()).await {
@@ -176,10 +160,7 @@ impl DockerRuntime {
                 Ok(Some(Ok(_))) => {}
                 Ok(Some(Err(e))) => return Err(PullFailure::of(&e)),
                 Err(_) => {
-                    return Err(PullFailure {
-                        retry: true,
-                        error: timed_out("image pull progress", PULL_IDLE_TIMEOUT),
-                    })
+                    return Err(PullFailure { retry: true, error: timed_out("image pull progress", PULL_IDLE_TIMEOUT) })
                 }
             }
         }
@@ -187,9 +168,7 @@ impl DockerRuntime {
 
     /// The archive of `path` (`GET /containers/{id}/archive`), `None` on 404.
     async fn download(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>, RuntimeError> {
-        let options = DownloadFromContainerOptionsBuilder::default()
-            .path(path)
-            .build();
+        let options = DownloadFromContainerOptionsBuilder::default().path(path).build();
         self.timed("archive download", self.call_timeout, async {
             let mut body = self.docker.download_from_container(id, Some(options));
             let mut tar = Vec::new();
@@ -216,11 +195,7 @@ impl DockerRuntime {
     /// `Ok` if the container exists, `NotFound` if not.
     async fn container_exists(&self, id: &str) -> Result<(), RuntimeError> {
         self.timed("container inspect", self.call_timeout, async {
-            self.docker
-                .inspect_container(id, None)
-                .await
-                .map(|_| ())
-                .map_err(container_err)
+            self.docker.inspect_container(id, None).await.map(|_| ()).map_err(container_err)
         })
         .await
     }
@@ -267,10 +242,10 @@ impl ContainerRuntime for DockerRuntime {
             user: non_blank(&spec.user),
             env: non_empty(&spec.env),
             labels: Some(spec.labels.iter().cloned().collect::<HashMap<_, _>>()),
-            host_config: spec.ca_bind.as_ref().map(|path| HostConfig {
-                binds: Some(vec![format!("{path}:{path}:ro")]),
-                ..Default::default()
-            }),
+            host_config: spec
+                .ca_bind
+                .as_ref()
+                .map(|path| HostConfig { binds: Some(vec![format!("{path}:{path}:ro")]), ..Default::default() }),
             ..Default::default()
         };
         let created = self
@@ -295,10 +270,7 @@ impl ContainerRuntime for DockerRuntime {
                 return Ok(None);
             };
             match first_entry(&tar).map_err(|e| {
-                RuntimeError::new(
-                    RuntimeErrorKind::Other,
-                    format!("archive of {path} in container {id}: {e}"),
-                )
+                RuntimeError::new(RuntimeErrorKind::Other, format!("archive of {path} in container {id}: {e}"))
             })? {
                 Entry::File(bytes) => return Ok(Some(bytes)),
                 Entry::Link(target) => path = resolve_link(&path, &target),
@@ -329,10 +301,7 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn start(&self, id: &str) -> Result<(), RuntimeError> {
         self.timed("container start", self.call_timeout, async {
-            self.docker
-                .start_container(id, None)
-                .await
-                .map_err(container_err)
+            self.docker.start_container(id, None).await.map_err(container_err)
         })
         .await
     }
@@ -342,95 +311,58 @@ impl ContainerRuntime for DockerRuntime {
         // (API ≥ 1.30), so bollard's own request timeout does not cut the wait short.
         let mut waited = self.docker.wait_container(id, None);
         match waited.next().await {
-            Some(Ok(answer)) => match answer
-                .error
-                .and_then(|e| e.message)
-                .filter(|m| !m.is_empty())
-            {
+            Some(Ok(answer)) => match answer.error.and_then(|e| e.message).filter(|m| !m.is_empty()) {
                 Some(message) => Err(RuntimeError::new(RuntimeErrorKind::Other, message)),
                 None => Ok(answer.status_code),
             },
             // bollard turns every non-zero exit into this error; without a message it is
             // just the exit code.
-            Some(Err(BollardError::DockerContainerWaitError { error, code }))
-                if error.is_empty() =>
-            {
-                Ok(code)
-            }
+            Some(Err(BollardError::DockerContainerWaitError { error, code })) if error.is_empty() => Ok(code),
             Some(Err(e)) => Err(container_err(e)),
             None => Err(RuntimeError::new(
                 RuntimeErrorKind::Other,
-                format!(
-                    "the Docker engine ended the wait for container {id} without an exit status"
-                ),
+                format!("the Docker engine ended the wait for container {id} without an exit status"),
             )),
         }
     }
 
-    async fn logs(
-        &self,
-        id: &str,
-        tty: bool,
-        max_bytes: usize,
-    ) -> Result<ContainerLogs, RuntimeError> {
-        let options = LogsOptionsBuilder::default()
-            .stdout(true)
-            .stderr(true)
-            .build();
+    async fn logs(&self, id: &str, tty: bool, max_bytes: usize) -> Result<ContainerLogs, RuntimeError> {
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).build();
         self.timed("container logs", self.call_timeout, async {
             let mut stdout = Tail::new(max_bytes);
             let mut stderr = Tail::new(max_bytes);
             let mut frames = self.docker.logs(id, Some(options));
             while let Some(frame) = frames.next().await {
                 match frame.map_err(container_err)? {
-                    bollard::container::LogOutput::StdErr { message } if !tty => {
-                        stderr.push(&message)
-                    }
+                    bollard::container::LogOutput::StdErr { message } if !tty => stderr.push(&message),
                     bollard::container::LogOutput::StdIn { .. } => {}
                     // A tty container has one stream; bollard reports it as `Console`.
                     other => stdout.push(other.as_ref()),
                 }
             }
-            Ok(ContainerLogs {
-                stdout: stdout.finish(),
-                stderr: stderr.finish(),
-            })
+            Ok(ContainerLogs { stdout: stdout.finish(), stderr: stderr.finish() })
         })
         .await
     }
 
     async fn stop(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
         let secs = grace.as_secs() + u64::from(grace.subsec_nanos() > 0);
-        let stop = StopContainerOptionsBuilder::default()
-            .t(i32::try_from(secs).unwrap_or(i32::MAX))
-            .build();
+        let stop = StopContainerOptionsBuilder::default().t(i32::try_from(secs).unwrap_or(i32::MAX)).build();
         let stopped = self
-            .timed(
-                "container stop",
-                self.call_timeout + Duration::from_secs(secs),
-                async {
-                    // 304 (already stopped) is a success for bollard.
-                    self.docker
-                        .stop_container(id, Some(stop))
-                        .await
-                        .map_err(container_err)
-                },
-            )
+            .timed("container stop", self.call_timeout + Duration::from_secs(secs), async {
+                // 304 (already stopped) is a success for bollard.
+                self.docker.stop_container(id, Some(stop)).await.map_err(container_err)
+            })
             .await;
         match stopped {
             Ok(()) => {}
             // Gone: nothing left to kill.
-            Err(RuntimeError {
-                kind: RuntimeErrorKind::NotFound,
-                ..
-            }) => return Ok(()),
+            Err(RuntimeError { kind: RuntimeErrorKind::NotFound, .. }) => return Ok(()),
             Err(e) => debug!(container_id = %id, error = %e, "container stop failed; killing"),
         }
         // Stop is asked to kill after the grace period itself; this catches a stop that
         // failed or timed out. 304/409 ("is not running") and 404 mean it is already down.
-        let kill = KillContainerOptionsBuilder::default()
-            .signal("KILL")
-            .build();
+        let kill = KillContainerOptionsBuilder::default().signal("KILL").build();
         self.timed("container kill", self.call_timeout, async {
             match self.docker.kill_container(id, Some(kill)).await {
                 Ok(()) => Ok(()),
@@ -442,10 +374,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
-        let options = RemoveContainerOptionsBuilder::default()
-            .force(true)
-            .v(true)
-            .build();
+        let options = RemoveContainerOptionsBuilder::default().force(true).v(true).build();
         self.timed("container remove", self.call_timeout, async {
             match self.docker.remove_container(id, Some(options)).await {
                 // 409 with force=1 is "removal already in progress": it is going away.
@@ -459,10 +388,7 @@ impl ContainerRuntime for DockerRuntime {
     async fn info(&self) -> Result<EngineInfo, RuntimeError> {
         let info = self
             .timed("info", self.call_timeout, async {
-                self.docker
-                    .info()
-                    .await
-                    .map_err(|e| to_runtime(&e, RuntimeErrorKind::Other))
+                self.docker.info().await.map_err(|e| to_runtime(&e, RuntimeErrorKind::Other))
             })
             .await?;
         Ok(EngineInfo {
@@ -479,16 +405,10 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn remove_labelled(&self, key: &str, value: &str) -> Result<u64, RuntimeError> {
         let filters = HashMap::from([("label".to_string(), vec![format!("{key}={value}")])]);
-        let options = ListContainersOptionsBuilder::default()
-            .all(true)
-            .filters(&filters)
-            .build();
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
         let listed = self
             .timed("container list", self.call_timeout, async {
-                self.docker
-                    .list_containers(Some(options))
-                    .await
-                    .map_err(|e| to_runtime(&e, RuntimeErrorKind::Other))
+                self.docker.list_containers(Some(options)).await.map_err(|e| to_runtime(&e, RuntimeErrorKind::Other))
             })
             .await?;
         let mut removed = 0;
@@ -519,10 +439,7 @@ impl PullFailure {
     /// `ImageMissing`; a 4xx or a final registry answer is not retried (SPEC.md §9 item 12).
     fn of(e: &BollardError) -> Self {
         if is_transport(e) {
-            return Self {
-                retry: true,
-                error: to_runtime(e, RuntimeErrorKind::Transient),
-            };
+            return Self { retry: true, error: to_runtime(e, RuntimeErrorKind::Transient) };
         }
         let message = message_of(e);
         let retry = match (status_of(e), e) {
@@ -530,10 +447,7 @@ impl PullFailure {
             (None, BollardError::DockerStreamError { .. }) => !is_permanent_pull_failure(&message),
             (None, _) => false,
         };
-        Self {
-            retry,
-            error: RuntimeError::new(RuntimeErrorKind::ImageMissing, message),
-        }
+        Self { retry, error: RuntimeError::new(RuntimeErrorKind::ImageMissing, message) }
     }
 }
 
@@ -557,9 +471,7 @@ fn first_entry(tar_bytes: &[u8]) -> Result<Entry, std::io::Error> {
         entry.read_to_end(&mut data)?;
         Ok(Entry::File(data))
     } else if kind.is_symlink() {
-        Ok(entry.link_name()?.map_or(Entry::Other, |t| {
-            Entry::Link(t.to_string_lossy().into_owned())
-        }))
+        Ok(entry.link_name()?.map_or(Entry::Other, |t| Entry::Link(t.to_string_lossy().into_owned())))
     } else {
         Ok(Entry::Other)
     }
@@ -596,10 +508,7 @@ fn versioned(mut req: BollardRequest, prefix: &str) -> BollardRequest {
 fn timed_out(what: &str, limit: Duration) -> RuntimeError {
     RuntimeError::new(
         RuntimeErrorKind::Transient,
-        format!(
-            "the Docker engine did not answer {what} within {}s",
-            limit.as_secs()
-        ),
+        format!("the Docker engine did not answer {what} within {}s", limit.as_secs()),
     )
 }
 
@@ -645,10 +554,7 @@ mod tests {
             b.append_data(&mut h, "etc/", &b""[..]).unwrap();
         });
         assert!(matches!(first_entry(&dir).unwrap(), Entry::Other));
-        assert!(matches!(
-            first_entry(&tar_of(|_| {})).unwrap(),
-            Entry::Other
-        ));
+        assert!(matches!(first_entry(&tar_of(|_| {})).unwrap(), Entry::Other));
     }
 
     #[test]
@@ -658,28 +564,16 @@ mod tests {
             *r.uri_mut() = uri.parse().unwrap();
             r
         };
-        let v = versioned(
-            req("unix://2f7661722f72756e/containers/json?all=true"),
-            "/v1.41",
-        );
-        assert_eq!(
-            v.uri().to_string(),
-            "unix://2f7661722f72756e/v1.41/containers/json?all=true"
-        );
+        let v = versioned(req("unix://2f7661722f72756e/containers/json?all=true"), "/v1.41");
+        assert_eq!(v.uri().to_string(), "unix://2f7661722f72756e/v1.41/containers/json?all=true");
         let v = versioned(req("http://localhost:2375/v1.40/info"), "/v1.41");
         assert_eq!(v.uri().to_string(), "http://localhost:2375/v1.40/info");
     }
 
     #[test]
     fn links_resolve_against_their_directory() {
-        assert_eq!(
-            resolve_link("/etc/passwd", "/usr/lib/passwd"),
-            "/usr/lib/passwd"
-        );
-        assert_eq!(
-            resolve_link("/etc/passwd", "../usr/passwd"),
-            "/etc/../usr/passwd"
-        );
+        assert_eq!(resolve_link("/etc/passwd", "/usr/lib/passwd"), "/usr/lib/passwd");
+        assert_eq!(resolve_link("/etc/passwd", "../usr/passwd"), "/etc/../usr/passwd");
         assert_eq!(resolve_link("/passwd", "x"), "/x");
     }
 
@@ -689,24 +583,14 @@ mod tests {
             status_code,
             message: message.to_string(),
         };
-        let f = PullFailure::of(&engine(
-            500,
-            "Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup x: no such host",
-        ));
+        let f =
+            PullFailure::of(&engine(500, "Get \"https://registry-1.docker.io/v2/\": dial tcp: lookup x: no such host"));
         assert!(!f.retry);
         assert_eq!(f.error.kind, RuntimeErrorKind::ImageMissing);
         assert!(!PullFailure::of(&engine(404, "pull access denied")).retry);
         assert!(!PullFailure::of(&engine(400, "invalid tag format")).retry);
-        assert!(
-            PullFailure::of(&engine(
-                500,
-                "received unexpected HTTP status: 502 Bad Gateway"
-            ))
-            .retry
-        );
-        let f = PullFailure::of(&BollardError::DockerStreamError {
-            error: "unexpected EOF".into(),
-        });
+        assert!(PullFailure::of(&engine(500, "received unexpected HTTP status: 502 Bad Gateway")).retry);
+        let f = PullFailure::of(&BollardError::DockerStreamError { error: "unexpected EOF".into() });
         assert!(f.retry);
         assert_eq!(f.error.message, "unexpected EOF");
         let f = PullFailure::of(&BollardError::RequestTimeoutError);

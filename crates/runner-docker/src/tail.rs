@@ -17,11 +17,7 @@ pub(crate) struct Tail {
 impl Tail {
     /// An empty tail keeping at most `max` bytes.
     pub(crate) fn new(max: usize) -> Self {
-        Self {
-            buf: VecDeque::new(),
-            max,
-            total: 0,
-        }
+        Self { buf: VecDeque::new(), max, total: 0 }
     }
 
     /// Appends `data`, dropping the oldest bytes beyond `max`.
@@ -36,8 +32,7 @@ impl Tail {
     /// The kept bytes, after [`TRUNCATION_MARKER`] if anything was dropped.
     pub(crate) fn finish(self) -> Vec<u8> {
         let cut = self.total > self.max as u64;
-        let mut out =
-            Vec::with_capacity(self.buf.len() + if cut { TRUNCATION_MARKER.len() } else { 0 });
+        let mut out = Vec::with_capacity(self.buf.len() + if cut { TRUNCATION_MARKER.len() } else { 0 });
         if cut {
             out.extend_from_slice(TRUNCATION_MARKER.as_bytes());
         }
@@ -67,18 +62,9 @@ mod tests {
 
     #[test]
     fn output_over_the_limit_keeps_the_last_bytes_after_the_marker() {
-        assert_eq!(
-            tail_of(4, &["abc", "def"]),
-            format!("{TRUNCATION_MARKER}cdef")
-        );
-        assert_eq!(
-            tail_of(4, &["abcdefgh"]),
-            format!("{TRUNCATION_MARKER}efgh")
-        );
-        assert_eq!(
-            tail_of(4, &["ab", "cdefghij", "k"]),
-            format!("{TRUNCATION_MARKER}hijk")
-        );
+        assert_eq!(tail_of(4, &["abc", "def"]), format!("{TRUNCATION_MARKER}cdef"));
+        assert_eq!(tail_of(4, &["abcdefgh"]), format!("{TRUNCATION_MARKER}efgh"));
+        assert_eq!(tail_of(4, &["ab", "cdefghij", "k"]), format!("{TRUNCATION_MARKER}hijk"));
         assert_eq!(tail_of(3, &["a"; 10]), format!("{TRUNCATION_MARKER}aaa"));
     }
 

@@ -47,13 +47,7 @@ impl VaultConfig {
     /// A configuration for `addr` with system CAs, verification on, no namespace and
     /// [`DEFAULT_TIMEOUT`].
     pub fn new(addr: impl Into<String>) -> Self {
-        Self {
-            addr: addr.into(),
-            ca_cert: None,
-            skip_verify: false,
-            namespace: None,
-            timeout: DEFAULT_TIMEOUT,
-        }
+        Self { addr: addr.into(), ca_cert: None, skip_verify: false, namespace: None, timeout: DEFAULT_TIMEOUT }
     }
 }
 
@@ -106,9 +100,7 @@ pub struct VaultClient {
 
 impl fmt::Debug for VaultClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("VaultClient")
-            .field("addr", &self.base.as_str())
-            .finish_non_exhaustive()
+        f.debug_struct("VaultClient").field("addr", &self.base.as_str()).finish_non_exhaustive()
     }
 }
 
@@ -208,8 +200,7 @@ impl VaultClient {
 
         let mut headers = HeaderMap::new();
         if let Some(ns) = config.namespace.as_deref().filter(|ns| !ns.is_empty()) {
-            let value = HeaderValue::from_str(ns)
-                .map_err(|_| VaultBuildError::InvalidNamespace(ns.to_owned()))?;
+            let value = HeaderValue::from_str(ns).map_err(|_| VaultBuildError::InvalidNamespace(ns.to_owned()))?;
             headers.insert(NAMESPACE_HEADER, value);
         }
 
@@ -224,21 +215,12 @@ impl VaultClient {
             .redirect(reqwest::redirect::Policy::none());
 
         if let Some(path) = &config.ca_cert {
-            let pem = std::fs::read(path).map_err(|source| VaultBuildError::CaCertRead {
-                path: path.clone(),
-                source,
-            })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|source| {
-                VaultBuildError::CaCertInvalid {
-                    path: path.clone(),
-                    source: Some(source),
-                }
-            })?;
+            let pem =
+                std::fs::read(path).map_err(|source| VaultBuildError::CaCertRead { path: path.clone(), source })?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|source| VaultBuildError::CaCertInvalid { path: path.clone(), source: Some(source) })?;
             if certs.is_empty() {
-                return Err(VaultBuildError::CaCertInvalid {
-                    path: path.clone(),
-                    source: None,
-                });
+                return Err(VaultBuildError::CaCertInvalid { path: path.clone(), source: None });
             }
             // As VAULT_CACERT does for Vault's own client: trust these CAs only.
             builder = builder.tls_built_in_root_certs(false);
@@ -251,11 +233,7 @@ impl VaultClient {
         }
 
         let http = builder.build().map_err(VaultBuildError::Http)?;
-        Ok(Self {
-            http,
-            base,
-            timeout: config.timeout,
-        })
+        Ok(Self { http, base, timeout: config.timeout })
     }
 
     /// The Vault address this client talks to (as normalised: no trailing slash).
@@ -265,19 +243,12 @@ impl VaultClient {
 
     /// `<addr>/v1/<path>`, each segment percent-encoded as needed.
     fn url(&self, label: &str, path: &str) -> Result<Url, VaultError> {
-        let segments = api_segments(path).ok_or_else(|| {
-            VaultError::new(
-                VaultErrorKind::Invalid,
-                format!("{label}: not a valid vault API path"),
-            )
-        })?;
+        let segments = api_segments(path)
+            .ok_or_else(|| VaultError::new(VaultErrorKind::Invalid, format!("{label}: not a valid vault API path")))?;
         let mut url = self.base.clone();
         {
             let mut parts = url.path_segments_mut().map_err(|()| {
-                VaultError::new(
-                    VaultErrorKind::Invalid,
-                    format!("{label}: vault address cannot take a path"),
-                )
+                VaultError::new(VaultErrorKind::Invalid, format!("{label}: vault address cannot take a path"))
             })?;
             parts.pop_if_empty().push("v1").extend(segments);
         }
@@ -287,30 +258,20 @@ impl VaultClient {
     /// Sends one call (retried as its [`Retry`] allows) and maps the answer.
     pub(crate) async fn send(&self, call: Call<'_>) -> Result<Reply, VaultError> {
         let label = call.label();
-        let redactor = Redactor {
-            token: call.token,
-            others: call.also_redact,
-        };
+        let redactor = Redactor { token: call.token, others: call.also_redact };
         let url = self.url(&label, call.path)?;
 
         let mut headers = HeaderMap::new();
         if let Some(token) = call.token {
             let mut value = HeaderValue::from_str(token).map_err(|_| {
-                VaultError::new(
-                    VaultErrorKind::Denied,
-                    format!("{label}: the token is not a valid header value"),
-                )
+                VaultError::new(VaultErrorKind::Denied, format!("{label}: the token is not a valid header value"))
             })?;
             value.set_sensitive(true);
             headers.insert(TOKEN_HEADER, value);
         }
         if let Some(ttl) = call.wrap_ttl {
-            let value = HeaderValue::from_str(ttl).map_err(|_| {
-                VaultError::new(
-                    VaultErrorKind::Invalid,
-                    format!("{label}: invalid wrap TTL {ttl:?}"),
-                )
-            })?;
+            let value = HeaderValue::from_str(ttl)
+                .map_err(|_| VaultError::new(VaultErrorKind::Invalid, format!("{label}: invalid wrap TTL {ttl:?}")))?;
             headers.insert(WRAP_TTL_HEADER, value);
         }
 
@@ -350,10 +311,7 @@ impl VaultClient {
         url: &Url,
         headers: &HeaderMap,
     ) -> Result<(StatusCode, bytes::Bytes), reqwest::Error> {
-        let mut request = self
-            .http
-            .request(call.method.clone(), url.clone())
-            .headers(headers.clone());
+        let mut request = self.http.request(call.method.clone(), url.clone()).headers(headers.clone());
         if let Some(body) = &call.body {
             request = request.json(body);
         }
@@ -378,10 +336,7 @@ impl VaultClient {
                 return Ok(Reply::Body(Value::Null));
             }
             return serde_json::from_slice(body).map(Reply::Body).map_err(|e| {
-                VaultError::new(
-                    VaultErrorKind::Invalid,
-                    format!("{label}: vault's answer is not JSON: {e}"),
-                )
+                VaultError::new(VaultErrorKind::Invalid, format!("{label}: vault's answer is not JSON: {e}"))
             });
         }
         if status == StatusCode::NOT_FOUND && call.not_found_ok {
@@ -396,20 +351,12 @@ impl VaultClient {
             VaultErrorKind::Invalid
         };
         let errors = vault_errors(body);
-        let message = if errors.is_empty() {
-            format!("{label}: {status}")
-        } else {
-            format!("{label}: {status}: {errors}")
-        };
+        let message =
+            if errors.is_empty() { format!("{label}: {status}") } else { format!("{label}: {status}: {errors}") };
         Err(VaultError::new(kind, redactor.clean(message)))
     }
 
-    fn transport_error(
-        &self,
-        label: &str,
-        redactor: &Redactor<'_>,
-        error: &reqwest::Error,
-    ) -> VaultError {
+    fn transport_error(&self, label: &str, redactor: &Redactor<'_>, error: &reqwest::Error) -> VaultError {
         let message = if error.is_timeout() {
             format!("{label}: no answer from vault within {:?}", self.timeout)
         } else {
@@ -420,10 +367,7 @@ impl VaultClient {
 }
 
 fn parse_addr(addr: &str) -> Result<Url, VaultBuildError> {
-    let invalid = |reason: &str| VaultBuildError::InvalidAddr {
-        addr: addr.to_owned(),
-        reason: reason.to_owned(),
-    };
+    let invalid = |reason: &str| VaultBuildError::InvalidAddr { addr: addr.to_owned(), reason: reason.to_owned() };
     let url = Url::parse(addr.trim()).map_err(|e| invalid(&e.to_string()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(invalid("the scheme must be http or https"));
@@ -458,10 +402,7 @@ pub(crate) fn is_segment(name: &str) -> bool {
 }
 
 fn is_retryable_status(status: StatusCode) -> bool {
-    matches!(
-        status,
-        StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT
-    )
+    matches!(status, StatusCode::BAD_GATEWAY | StatusCode::SERVICE_UNAVAILABLE | StatusCode::GATEWAY_TIMEOUT)
 }
 
 /// Vault's `errors` array, joined; empty if the body is not such JSON.
@@ -496,19 +437,11 @@ fn one_line(text: &str) -> String {
     let is_multierror_head = first
         .strip_suffix("error occurred:")
         .or_else(|| first.strip_suffix("errors occurred:"))
-        .is_some_and(|count| {
-            count.trim().chars().all(|c| c.is_ascii_digit()) && !count.trim().is_empty()
-        });
+        .is_some_and(|count| count.trim().chars().all(|c| c.is_ascii_digit()) && !count.trim().is_empty());
     if is_multierror_head {
-        lines
-            .map(|l| l.strip_prefix("* ").unwrap_or(l))
-            .collect::<Vec<_>>()
-            .join("; ")
+        lines.map(|l| l.strip_prefix("* ").unwrap_or(l)).collect::<Vec<_>>().join("; ")
     } else {
-        std::iter::once(first)
-            .chain(lines)
-            .collect::<Vec<_>>()
-            .join(" ")
+        std::iter::once(first).chain(lines).collect::<Vec<_>>().join(" ")
     }
 }
 
@@ -560,14 +493,8 @@ mod tests {
 
     #[test]
     fn api_paths_may_not_climb_out_of_v1() {
-        assert_eq!(
-            api_segments("secret/my-secret"),
-            Some(vec!["secret", "my-secret"])
-        );
-        assert_eq!(
-            api_segments("/cubbyhole/job"),
-            Some(vec!["cubbyhole", "job"])
-        );
+        assert_eq!(api_segments("secret/my-secret"), Some(vec!["secret", "my-secret"]));
+        assert_eq!(api_segments("/cubbyhole/job"), Some(vec!["cubbyhole", "job"]));
         assert_eq!(api_segments(""), None);
         assert_eq!(api_segments("secret//x"), None);
         assert_eq!(api_segments("secret/../sys/raw"), None);
@@ -581,10 +508,7 @@ mod tests {
     fn urls_keep_a_path_prefix_and_encode_odd_characters() {
         let client = VaultClient::new(&VaultConfig::new("http://127.0.0.1:8200/vault/")).unwrap();
         let url = client.url("x", "secret/a?b#c").unwrap();
-        assert_eq!(
-            url.as_str(),
-            "http://127.0.0.1:8200/vault/v1/secret/a%3Fb%23c"
-        );
+        assert_eq!(url.as_str(), "http://127.0.0.1:8200/vault/v1/secret/a%3Fb%23c");
         let client = VaultClient::new(&VaultConfig::new("http://127.0.0.1:8200")).unwrap();
         assert_eq!(
             client.url("x", "auth/token/lookup-self").unwrap().as_str(),
@@ -595,18 +519,9 @@ mod tests {
 
     #[test]
     fn bad_addresses_are_refused() {
-        for addr in [
-            "",
-            "127.0.0.1:8200",
-            "ftp://x",
-            "http://u:p@x:8200",
-            "http://x:8200/?a=b",
-        ] {
+        for addr in ["", "127.0.0.1:8200", "ftp://x", "http://u:p@x:8200", "http://x:8200/?a=b"] {
             assert!(
-                matches!(
-                    VaultClient::new(&VaultConfig::new(addr)),
-                    Err(VaultBuildError::InvalidAddr { .. })
-                ),
+                matches!(VaultClient::new(&VaultConfig::new(addr)), Err(VaultBuildError::InvalidAddr { .. })),
                 "{addr}"
             );
         }
@@ -614,19 +529,11 @@ mod tests {
 
     #[test]
     fn vault_errors_are_joined() {
-        assert_eq!(
-            vault_errors(br#"{"errors":["permission denied","x"]}"#),
-            "permission denied; x"
-        );
+        assert_eq!(vault_errors(br#"{"errors":["permission denied","x"]}"#), "permission denied; x");
         assert_eq!(vault_errors(br#"{"errors":[]}"#), "");
+        assert_eq!(vault_errors(br#"{"errors":["1 error occurred:\n\t* invalid accessor\n\n"]}"#), "invalid accessor");
         assert_eq!(
-            vault_errors(br#"{"errors":["1 error occurred:\n\t* invalid accessor\n\n"]}"#),
-            "invalid accessor"
-        );
-        assert_eq!(
-            vault_errors(
-                br#"{"errors":["2 errors occurred:\n\t* a\n\t* b\n\n", "line one\nline two"]}"#
-            ),
+            vault_errors(br#"{"errors":["2 errors occurred:\n\t* a\n\t* b\n\n", "line one\nline two"]}"#),
             "a; b; line one line two"
         );
         assert_eq!(vault_errors(b"<html>bad gateway</html>"), "");
@@ -634,18 +541,9 @@ mod tests {
 
     #[test]
     fn messages_lose_secrets_and_stay_short() {
-        let r = Redactor {
-            token: Some("s.abcdef123"),
-            others: &["secret-id-1"],
-        };
-        assert_eq!(
-            r.clean("bad s.abcdef123 and secret-id-1".into()),
-            "bad <redacted> and <redacted>"
-        );
-        let short = Redactor {
-            token: Some("x"),
-            others: &[],
-        };
+        let r = Redactor { token: Some("s.abcdef123"), others: &["secret-id-1"] };
+        assert_eq!(r.clean("bad s.abcdef123 and secret-id-1".into()), "bad <redacted> and <redacted>");
+        let short = Redactor { token: Some("x"), others: &[] };
         assert_eq!(short.clean("x marks".into()), "x marks");
         assert!(r.clean("y".repeat(5000)).chars().count() <= MAX_MESSAGE_CHARS + 1);
     }

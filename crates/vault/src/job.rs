@@ -12,28 +12,20 @@ type Object = Map<String, Value>;
 #[async_trait]
 impl JobVault for VaultClient {
     async fn lookup_self(&self, token: &str) -> Result<TokenInfo, VaultError> {
-        let call = Call::new(Method::GET, "auth/token/lookup-self")
-            .token(token)
-            .read();
+        let call = Call::new(Method::GET, "auth/token/lookup-self").token(token).read();
         let label = call.label();
         let body = expect_body(self.send(call).await?, &label)?;
         let info = token_info(&body, &label)?;
         if info.entity_id.is_empty() && info.accessor.is_empty() {
             // Without either the caller cannot be told apart from any other such token
             // (batch tokens have no accessor): refuse rather than lump tenants together.
-            return Err(invalid(
-                &label,
-                "the token has neither an entity nor an accessor",
-            ));
+            return Err(invalid(&label, "the token has neither an entity nor an accessor"));
         }
         Ok(info)
     }
 
     async fn read_cubbyhole(&self, token: &str, path: &str) -> Result<Option<Object>, VaultError> {
-        let call = Call::new(Method::GET, path)
-            .token(token)
-            .read()
-            .not_found_ok();
+        let call = Call::new(Method::GET, path).token(token).read().not_found_ok();
         let label = call.label();
         let Reply::Body(body) = self.send(call).await? else {
             return Ok(None);
@@ -60,11 +52,7 @@ impl JobVault for VaultClient {
         }
     }
 
-    async fn approle_login(
-        &self,
-        role_id: &str,
-        secret_id: &str,
-    ) -> Result<Option<String>, VaultError> {
+    async fn approle_login(&self, role_id: &str, secret_id: &str) -> Result<Option<String>, VaultError> {
         let secrets = [role_id, secret_id];
         let call = Call::new(Method::PUT, "auth/approle/login")
             .body(json!({ "role_id": role_id, "secret_id": secret_id }))
@@ -83,26 +71,16 @@ impl JobVault for VaultClient {
         }
     }
 
-    async fn transit_decrypt(
-        &self,
-        token: &str,
-        key: &str,
-        ciphertext: &str,
-    ) -> Result<String, VaultError> {
+    async fn transit_decrypt(&self, token: &str, key: &str, ciphertext: &str) -> Result<String, VaultError> {
         let path = transit_path("decrypt", key)?;
-        let call = Call::new(Method::PUT, &path)
-            .token(token)
-            .body(json!({ "ciphertext": ciphertext }));
+        let call = Call::new(Method::PUT, &path).token(token).body(json!({ "ciphertext": ciphertext }));
         let label = call.label();
         let body = expect_body(self.send(call).await?, &label)?;
         string_at(&body, "data", "plaintext", &label)
     }
 
     async fn read_secret(&self, token: &str, path: &str) -> Result<Option<SecretData>, VaultError> {
-        let call = Call::new(Method::GET, path)
-            .token(token)
-            .read()
-            .not_found_ok();
+        let call = Call::new(Method::GET, path).token(token).read().not_found_ok();
         let label = call.label();
         match self.send(call).await? {
             Reply::NotFound => Ok(None),
@@ -113,27 +91,20 @@ impl JobVault for VaultClient {
     }
 
     async fn revoke_self(&self, token: &str) -> Result<(), VaultError> {
-        self.send(Call::new(Method::PUT, "auth/token/revoke-self").token(token))
-            .await?;
+        self.send(Call::new(Method::PUT, "auth/token/revoke-self").token(token)).await?;
         Ok(())
     }
 }
 
 pub(crate) fn transit_path(op: &str, key: &str) -> Result<String, VaultError> {
     if !is_segment(key) {
-        return Err(VaultError::new(
-            VaultErrorKind::Invalid,
-            format!("invalid transit key name {key:?}"),
-        ));
+        return Err(VaultError::new(VaultErrorKind::Invalid, format!("invalid transit key name {key:?}")));
     }
     Ok(format!("transit/{op}/{key}"))
 }
 
 pub(crate) fn invalid(label: &str, what: &str) -> VaultError {
-    VaultError::new(
-        VaultErrorKind::Invalid,
-        format!("{label}: unexpected answer from vault: {what}"),
-    )
+    VaultError::new(VaultErrorKind::Invalid, format!("{label}: unexpected answer from vault: {what}"))
 }
 
 /// The body of a call that must answer something (not 404, not empty).
@@ -141,20 +112,12 @@ pub(crate) fn expect_body(reply: Reply, label: &str) -> Result<Value, VaultError
     match reply {
         Reply::Body(Value::Null) => Err(invalid(label, "empty answer")),
         Reply::Body(body) => Ok(body),
-        Reply::NotFound => Err(VaultError::new(
-            VaultErrorKind::Denied,
-            format!("{label}: 404 Not Found"),
-        )),
+        Reply::NotFound => Err(VaultError::new(VaultErrorKind::Denied, format!("{label}: 404 Not Found"))),
     }
 }
 
 /// `body[outer][field]` as a string.
-pub(crate) fn string_at(
-    body: &Value,
-    outer: &str,
-    field: &str,
-    label: &str,
-) -> Result<String, VaultError> {
+pub(crate) fn string_at(body: &Value, outer: &str, field: &str, label: &str) -> Result<String, VaultError> {
     body.get(outer)
         .and_then(|o| o.get(field))
         .and_then(Value::as_str)
@@ -164,10 +127,7 @@ pub(crate) fn string_at(
 
 /// A token lookup's `data` (lookup-self and lookup-accessor answer alike).
 pub(crate) fn token_info(body: &Value, label: &str) -> Result<TokenInfo, VaultError> {
-    let data = body
-        .get("data")
-        .and_then(Value::as_object)
-        .ok_or_else(|| invalid(label, "no `data` object"))?;
+    let data = body.get("data").and_then(Value::as_object).ok_or_else(|| invalid(label, "no `data` object"))?;
     let text = |key: &str| -> Result<String, VaultError> {
         match data.get(key) {
             None | Some(Value::Null) => Ok(String::new()),
@@ -181,9 +141,8 @@ pub(crate) fn token_info(body: &Value, label: &str) -> Result<TokenInfo, VaultEr
             None | Some(Value::Null) => {}
             Some(Value::Array(items)) => {
                 for item in items {
-                    let policy = item.as_str().ok_or_else(|| {
-                        invalid(label, &format!("`data.{key}` holds a non-string"))
-                    })?;
+                    let policy =
+                        item.as_str().ok_or_else(|| invalid(label, &format!("`data.{key}` holds a non-string")))?;
                     if !policies.iter().any(|p| p == policy) {
                         policies.push(policy.to_owned());
                     }
@@ -192,11 +151,7 @@ pub(crate) fn token_info(body: &Value, label: &str) -> Result<TokenInfo, VaultEr
             Some(_) => return Err(invalid(label, &format!("`data.{key}` is not an array"))),
         }
     }
-    Ok(TokenInfo {
-        entity_id: text("entity_id")?,
-        accessor: text("accessor")?,
-        policies,
-    })
+    Ok(TokenInfo { entity_id: text("entity_id")?, accessor: text("accessor")?, policies })
 }
 
 /// A secret read's data, KV v2 unwrapped (SPEC.md §3.6: `data.data` an object and
@@ -230,26 +185,16 @@ mod tests {
 
     #[test]
     fn kv_v2_answers_are_unwrapped_and_v1_kept_flat() {
-        let v2 =
-            json!({"data": {"data": {"k": "v"}, "metadata": {"version": 1}}, "warnings": null});
-        assert_eq!(
-            secret_data(&v2, "x").unwrap().data,
-            json!({"k": "v"}).as_object().unwrap().clone()
-        );
+        let v2 = json!({"data": {"data": {"k": "v"}, "metadata": {"version": 1}}, "warnings": null});
+        assert_eq!(secret_data(&v2, "x").unwrap().data, json!({"k": "v"}).as_object().unwrap().clone());
         let v1_with_data_key = json!({"data": {"data": {"k": "v"}, "other": 1}, "warnings": ["w"]});
         let read = secret_data(&v1_with_data_key, "x").unwrap();
         assert_eq!(read.data.len(), 2);
         assert_eq!(read.warnings, vec!["w".to_owned()]);
         let v2_not_object = json!({"data": {"data": "scalar", "metadata": {}}});
         assert_eq!(secret_data(&v2_not_object, "x").unwrap().data.len(), 2);
-        assert!(secret_data(&json!({"data": null}), "x")
-            .unwrap()
-            .data
-            .is_empty());
-        assert_eq!(
-            secret_data(&json!({"data": [1]}), "x").unwrap_err().kind,
-            VaultErrorKind::Invalid
-        );
+        assert!(secret_data(&json!({"data": null}), "x").unwrap().data.is_empty());
+        assert_eq!(secret_data(&json!({"data": [1]}), "x").unwrap_err().kind, VaultErrorKind::Invalid);
     }
 
     #[test]
@@ -260,18 +205,12 @@ mod tests {
         assert_eq!(info.entity_id, "");
         assert_eq!(info.owner().as_str(), "accessor:acc");
         let bad = json!({"data": {"accessor": "acc", "policies": "root"}});
-        assert_eq!(
-            token_info(&bad, "x").unwrap_err().kind,
-            VaultErrorKind::Invalid
-        );
+        assert_eq!(token_info(&bad, "x").unwrap_err().kind, VaultErrorKind::Invalid);
     }
 
     #[test]
     fn transit_keys_are_one_segment() {
-        assert_eq!(
-            transit_path("decrypt", "gostint-role").unwrap(),
-            "transit/decrypt/gostint-role"
-        );
+        assert_eq!(transit_path("decrypt", "gostint-role").unwrap(), "transit/decrypt/gostint-role");
         assert!(transit_path("decrypt", "../x").is_err());
         assert!(transit_path("decrypt", "").is_err());
     }

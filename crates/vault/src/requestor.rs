@@ -41,17 +41,12 @@ impl VaultClient {
         if let Some(name) = display_name {
             body["display_name"] = json!(name);
         }
-        let call = Call::new(Method::PUT, "auth/token/create")
-            .token(token)
-            .body(body);
+        let call = Call::new(Method::PUT, "auth/token/create").token(token).body(body);
         let label = call.label();
         let body = expect_body(self.send(call).await?, &label)?;
         let client_token = string_at(&body, "auth", "client_token", &label)?;
         let accessor = string_at(&body, "auth", "accessor", &label)?;
-        Ok(CreatedToken {
-            token: SecretString::from(client_token),
-            accessor,
-        })
+        Ok(CreatedToken { token: SecretString::from(client_token), accessor })
     }
 
     /// `PUT auth/approle/role/<approle>/secret-id` with `X-Vault-Wrap-TTL: <wrap_ttl>`:
@@ -68,15 +63,10 @@ impl VaultClient {
         wrap_ttl: &str,
     ) -> Result<SecretString, VaultError> {
         if !is_segment(approle) {
-            return Err(invalid(
-                "auth/approle/role",
-                &format!("invalid AppRole name {approle:?}"),
-            ));
+            return Err(invalid("auth/approle/role", &format!("invalid AppRole name {approle:?}")));
         }
         let path = format!("auth/approle/role/{approle}/secret-id");
-        let call = Call::new(Method::PUT, &path)
-            .token(token)
-            .wrap_ttl(wrap_ttl);
+        let call = Call::new(Method::PUT, &path).token(token).wrap_ttl(wrap_ttl);
         let label = call.label();
         let body = expect_body(self.send(call).await?, &label)?;
         string_at(&body, "wrap_info", "token", &label).map(SecretString::from)
@@ -87,16 +77,9 @@ impl VaultClient {
     ///
     /// # Errors
     /// `Denied` if `token` may not use the key (or the plaintext is not base64).
-    pub async fn transit_encrypt(
-        &self,
-        token: &str,
-        key: &str,
-        plaintext_b64: &str,
-    ) -> Result<String, VaultError> {
+    pub async fn transit_encrypt(&self, token: &str, key: &str, plaintext_b64: &str) -> Result<String, VaultError> {
         let path = transit_path("encrypt", key)?;
-        let call = Call::new(Method::PUT, &path)
-            .token(token)
-            .body(json!({ "plaintext": plaintext_b64 }));
+        let call = Call::new(Method::PUT, &path).token(token).body(json!({ "plaintext": plaintext_b64 }));
         let label = call.label();
         let body = expect_body(self.send(call).await?, &label)?;
         string_at(&body, "data", "ciphertext", &label)
@@ -108,12 +91,7 @@ impl VaultClient {
     ///
     /// # Errors
     /// `Denied` on any 4xx (including a use-limited token already spent). Never retried.
-    pub async fn write(
-        &self,
-        token: &str,
-        path: &str,
-        body: &Value,
-    ) -> Result<Option<Map<String, Value>>, VaultError> {
+    pub async fn write(&self, token: &str, path: &str, body: &Value) -> Result<Option<Map<String, Value>>, VaultError> {
         let call = Call::new(Method::PUT, path).token(token).body(body.clone());
         let label = call.label();
         match self.send(call).await? {
@@ -132,8 +110,7 @@ impl VaultClient {
     /// # Errors
     /// `Denied` if the token is already invalid or spent.
     pub async fn revoke_token(&self, token_to_revoke: &str) -> Result<(), VaultError> {
-        self.send(Call::new(Method::PUT, "auth/token/revoke-self").token(token_to_revoke))
-            .await?;
+        self.send(Call::new(Method::PUT, "auth/token/revoke-self").token(token_to_revoke)).await?;
         Ok(())
     }
 
@@ -143,9 +120,8 @@ impl VaultClient {
     /// # Errors
     /// `Denied` if `token` may not revoke it, or the accessor is unknown.
     pub async fn revoke_accessor(&self, token: &str, accessor: &str) -> Result<(), VaultError> {
-        let call = Call::new(Method::PUT, "auth/token/revoke-accessor")
-            .token(token)
-            .body(json!({ "accessor": accessor }));
+        let call =
+            Call::new(Method::PUT, "auth/token/revoke-accessor").token(token).body(json!({ "accessor": accessor }));
         self.send(call).await?;
         Ok(())
     }
@@ -156,11 +132,7 @@ impl VaultClient {
     /// # Errors
     /// `Denied` when the token is revoked or expired (Vault answers 400 `invalid accessor`)
     /// or `admin_token` may not look it up.
-    pub async fn lookup_accessor(
-        &self,
-        admin_token: &str,
-        accessor: &str,
-    ) -> Result<TokenInfo, VaultError> {
+    pub async fn lookup_accessor(&self, admin_token: &str, accessor: &str) -> Result<TokenInfo, VaultError> {
         let call = Call::new(Method::PUT, "auth/token/lookup-accessor")
             .token(admin_token)
             .body(json!({ "accessor": accessor }))

@@ -29,32 +29,16 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn put_archive_unpacks_gzip_and_plain_tars_at_the_root() {
     let Some(h) = harness().await else { return };
-    let spec = h.spec(&[
-        "sh",
-        "-c",
-        "cat /work/hello.txt /plain.txt; stat -c '%u:%g %a' /work/hello.txt",
-    ]);
+    let spec = h.spec(&["sh", "-c", "cat /work/hello.txt /plain.txt; stat -c '%u:%g %a' /work/hello.txt"]);
     let id = h.rt.create(&spec).await.unwrap();
 
-    h.rt.put_archive(
-        &id,
-        gzip(&tar_with(&[("work/hello.txt", "hello from gzip\n", 0o640)])),
-    )
-    .await
-    .unwrap();
-    h.rt.put_archive(&id, tar_with(&[("./plain.txt", "hello from tar\n", 0o444)]))
-        .await
-        .unwrap();
+    h.rt.put_archive(&id, gzip(&tar_with(&[("work/hello.txt", "hello from gzip\n", 0o640)]))).await.unwrap();
+    h.rt.put_archive(&id, tar_with(&[("./plain.txt", "hello from tar\n", 0o444)])).await.unwrap();
     h.rt.start(&id).await.unwrap();
 
     assert_eq!(h.rt.wait(&id).await.unwrap(), 0);
     let logs = h.rt.logs(&id, false, 1 << 20).await.unwrap();
-    assert_eq!(
-        s(&logs.stdout),
-        "hello from gzip\nhello from tar\n2001:2001 640\n",
-        "{}",
-        s(&logs.stderr)
-    );
+    assert_eq!(s(&logs.stdout), "hello from gzip\nhello from tar\n2001:2001 640\n", "{}", s(&logs.stderr));
     h.rt.remove(&id).await.unwrap();
 }
 
@@ -63,11 +47,7 @@ async fn read_file_returns_a_file_or_none_when_absent() {
     let Some(h) = harness().await else { return };
     let id = h.rt.create(&h.spec(&["true"])).await.unwrap();
 
-    let passwd =
-        h.rt.read_file(&id, "/etc/passwd")
-            .await
-            .unwrap()
-            .expect("fixture has /etc/passwd");
+    let passwd = h.rt.read_file(&id, "/etc/passwd").await.unwrap().expect("fixture has /etc/passwd");
     let missing = h.rt.read_file(&id, "/gostint_image.yml").await.unwrap();
 
     assert!(s(&passwd).starts_with("root:"), "{}", s(&passwd));
@@ -78,7 +58,11 @@ async fn read_file_returns_a_file_or_none_when_absent() {
 #[tokio::test]
 async fn read_file_follows_symbolic_links_and_refuses_directories() {
     let Some(h) = harness().await else { return };
-    let spec = h.spec(&["sh", "-c", "mkdir -p /data && echo linked > /data/real && ln -s ../data/real /tmp/rel && ln -s /data/real /abs"]);
+    let spec = h.spec(&[
+        "sh",
+        "-c",
+        "mkdir -p /data && echo linked > /data/real && ln -s ../data/real /tmp/rel && ln -s /data/real /abs",
+    ]);
     let (id, code) = {
         let id = h.rt.create(&spec).await.unwrap();
         h.rt.start(&id).await.unwrap();
@@ -87,18 +71,9 @@ async fn read_file_follows_symbolic_links_and_refuses_directories() {
     };
     assert_eq!(code, 0);
 
-    assert_eq!(
-        h.rt.read_file(&id, "/tmp/rel").await.unwrap().as_deref(),
-        Some(&b"linked\n"[..])
-    );
-    assert_eq!(
-        h.rt.read_file(&id, "/abs").await.unwrap().as_deref(),
-        Some(&b"linked\n"[..])
-    );
-    assert_eq!(
-        h.rt.read_file(&id, "/data").await.unwrap_err().kind,
-        RuntimeErrorKind::Other
-    );
+    assert_eq!(h.rt.read_file(&id, "/tmp/rel").await.unwrap().as_deref(), Some(&b"linked\n"[..]));
+    assert_eq!(h.rt.read_file(&id, "/abs").await.unwrap().as_deref(), Some(&b"linked\n"[..]));
+    assert_eq!(h.rt.read_file(&id, "/data").await.unwrap_err().kind, RuntimeErrorKind::Other);
     h.rt.remove(&id).await.unwrap();
 }
 
@@ -120,20 +95,10 @@ async fn read_file_of_an_image_without_passwd_is_none() {
 async fn file_calls_on_a_missing_container_are_not_found() {
     let Some(h) = harness().await else { return };
 
-    let read =
-        h.rt.read_file("gostint-no-such-container", "/etc/passwd")
-            .await
-            .unwrap_err();
-    let put =
-        h.rt.put_archive("gostint-no-such-container", tar_with(&[("a", "b", 0o644)]))
-            .await
-            .unwrap_err();
+    let read = h.rt.read_file("gostint-no-such-container", "/etc/passwd").await.unwrap_err();
+    let put = h.rt.put_archive("gostint-no-such-container", tar_with(&[("a", "b", 0o644)])).await.unwrap_err();
 
     assert_eq!(read.kind, RuntimeErrorKind::NotFound);
-    assert!(
-        read.message.contains("No such container"),
-        "{}",
-        read.message
-    );
+    assert!(read.message.contains("No such container"), "{}", read.message);
     assert_eq!(put.kind, RuntimeErrorKind::NotFound);
 }

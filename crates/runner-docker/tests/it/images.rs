@@ -11,16 +11,9 @@ async fn if_not_present_uses_the_local_image_without_pulling() {
     let Some(h) = harness().await else { return };
     let t = Instant::now();
 
-    h.rt.ensure_image(&ImageRef::parse(IMAGE).unwrap(), PullPolicy::IfNotPresent)
-        .await
-        .unwrap();
+    h.rt.ensure_image(&ImageRef::parse(IMAGE).unwrap(), PullPolicy::IfNotPresent).await.unwrap();
     // No tag means :latest.
-    h.rt.ensure_image(
-        &ImageRef::parse("gostint-test/busybox").unwrap(),
-        PullPolicy::IfNotPresent,
-    )
-    .await
-    .unwrap();
+    h.rt.ensure_image(&ImageRef::parse("gostint-test/busybox").unwrap(), PullPolicy::IfNotPresent).await.unwrap();
 
     assert!(t.elapsed() < QUICK);
 }
@@ -31,19 +24,12 @@ async fn a_missing_image_fails_fast_as_image_missing() {
     let image = ImageRef::parse("gostint-test/does-not-exist:1").unwrap();
     let t = Instant::now();
 
-    let err =
-        h.rt.ensure_image(&image, PullPolicy::IfNotPresent)
-            .await
-            .unwrap_err();
+    let err = h.rt.ensure_image(&image, PullPolicy::IfNotPresent).await.unwrap_err();
 
     let took = t.elapsed();
     eprintln!("missing image failed in {took:?}: {}", err.message);
     assert_eq!(err.kind, RuntimeErrorKind::ImageMissing);
-    assert!(
-        !err.message.is_empty() && !err.message.contains("DockerResponseServerError"),
-        "{}",
-        err.message
-    );
+    assert!(!err.message.is_empty() && !err.message.contains("DockerResponseServerError"), "{}", err.message);
     assert!(took < QUICK, "{took:?}");
 }
 

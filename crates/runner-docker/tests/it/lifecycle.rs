@@ -47,18 +47,9 @@ async fn remove_is_forcible_and_absent_is_fine() {
     h.rt.remove(&id).await.unwrap();
     h.rt.remove(&id).await.unwrap();
 
-    assert_eq!(
-        h.rt.start(&id).await.unwrap_err().kind,
-        RuntimeErrorKind::NotFound
-    );
-    assert_eq!(
-        h.rt.wait(&id).await.unwrap_err().kind,
-        RuntimeErrorKind::NotFound
-    );
-    assert_eq!(
-        h.rt.logs(&id, false, 100).await.unwrap_err().kind,
-        RuntimeErrorKind::NotFound
-    );
+    assert_eq!(h.rt.start(&id).await.unwrap_err().kind, RuntimeErrorKind::NotFound);
+    assert_eq!(h.rt.wait(&id).await.unwrap_err().kind, RuntimeErrorKind::NotFound);
+    assert_eq!(h.rt.logs(&id, false, 100).await.unwrap_err().kind, RuntimeErrorKind::NotFound);
 }
 
 #[tokio::test]
@@ -66,34 +57,18 @@ async fn remove_labelled_removes_every_matching_container_and_only_those() {
     let Some(h) = harness().await else { return };
     let value = uuid::Uuid::new_v4().to_string();
     let mut tagged = h.spec(&["sleep", "300"]);
-    tagged
-        .labels
-        .push(("gostint.node_uuid".into(), value.clone()));
+    tagged.labels.push(("gostint.node_uuid".into(), value.clone()));
     let running = h.rt.create(&tagged).await.unwrap();
     h.rt.start(&running).await.unwrap();
     h.rt.create(&tagged).await.unwrap();
     h.rt.create(&tagged).await.unwrap();
     let other = h.rt.create(&h.spec(&["true"])).await.unwrap();
 
-    let removed =
-        h.rt.remove_labelled("gostint.node_uuid", &value)
-            .await
-            .unwrap();
+    let removed = h.rt.remove_labelled("gostint.node_uuid", &value).await.unwrap();
 
     assert_eq!(removed, 3);
-    assert_eq!(
-        h.rt.remove_labelled("gostint.node_uuid", &value)
-            .await
-            .unwrap(),
-        0
-    );
-    assert!(
-        h.rt.read_file(&other, "/etc/passwd")
-            .await
-            .unwrap()
-            .is_some(),
-        "unlabelled container survives"
-    );
+    assert_eq!(h.rt.remove_labelled("gostint.node_uuid", &value).await.unwrap(), 0);
+    assert!(h.rt.read_file(&other, "/etc/passwd").await.unwrap().is_some(), "unlabelled container survives");
     assert_eq!(h.rt.remove_labelled(LABEL, &h.run).await.unwrap(), 1);
 }
 
@@ -104,22 +79,9 @@ async fn info_returns_plausible_numbers() {
     let info = h.rt.info().await.unwrap();
 
     assert!(info.images >= 1, "{info:?}");
-    assert!(
-        info.containers >= 0 && info.containers_running >= 0,
-        "{info:?}"
-    );
-    assert_eq!(
-        info.containers,
-        info.containers_running + info.containers_paused + info.containers_stopped
-    );
+    assert!(info.containers >= 0 && info.containers_running >= 0, "{info:?}");
+    assert_eq!(info.containers, info.containers_running + info.containers_paused + info.containers_stopped);
     assert!(info.mem_total > 0, "{info:?}");
-    assert!(
-        !info.architecture.is_empty() && !info.operating_system.is_empty(),
-        "{info:?}"
-    );
-    assert!(
-        h.rt.api_version().starts_with("1."),
-        "{}",
-        h.rt.api_version()
-    );
+    assert!(!info.architecture.is_empty() && !info.operating_system.is_empty(), "{info:?}");
+    assert!(h.rt.api_version().starts_with("1."), "{}", h.rt.api_version());
 }

@@ -43,18 +43,10 @@ pub async fn harness() -> Option<Harness> {
     if let Err(e) = rt.ping().await {
         return skip(format!("ping: {e}"));
     }
-    if let Err(e) = rt
-        .ensure_image(&ImageRef::parse(IMAGE).unwrap(), PullPolicy::IfNotPresent)
-        .await
-    {
-        return skip(format!(
-            "fixture image {IMAGE} missing, run scripts/services up: {e}"
-        ));
+    if let Err(e) = rt.ensure_image(&ImageRef::parse(IMAGE).unwrap(), PullPolicy::IfNotPresent).await {
+        return skip(format!("fixture image {IMAGE} missing, run scripts/services up: {e}"));
     }
-    Some(Harness {
-        rt,
-        run: uuid::Uuid::new_v4().to_string(),
-    })
+    Some(Harness { rt, run: uuid::Uuid::new_v4().to_string() })
 }
 
 impl Harness {
@@ -85,10 +77,7 @@ impl Drop for Harness {
         // fresh thread with its own runtime and client.
         let run = self.run.clone();
         let cleanup = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
             rt.block_on(async {
                 if let Ok(docker) = DockerRuntime::connect().await {
                     if let Err(e) = docker.remove_labelled(LABEL, &run).await {

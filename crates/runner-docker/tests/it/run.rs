@@ -84,11 +84,7 @@ async fn a_ca_file_is_bound_read_only_at_its_own_path() {
     let path = std::env::temp_dir().join(format!("gostint-ca-{}.pem", h.run));
     std::fs::write(&path, "-----BEGIN CERTIFICATE-----\n").unwrap();
     let p = path.to_str().unwrap().to_string();
-    let mut spec = h.spec(&[
-        "sh",
-        "-c",
-        &format!("cat {p}; echo x >> {p} && echo writable"),
-    ]);
+    let mut spec = h.spec(&["sh", "-c", &format!("cat {p}; echo x >> {p} && echo writable")]);
     spec.ca_bind = Some(p.clone());
 
     let (code, logs) = h.run(&spec).await;
@@ -114,9 +110,6 @@ async fn one_true_cycle_is_quick() {
     }
 
     times.sort();
-    eprintln!(
-        "create+start+wait+logs+remove of `true`: min {:?}, median {:?}, max {:?}",
-        times[0], times[2], times[4]
-    );
+    eprintln!("create+start+wait+logs+remove of `true`: min {:?}, median {:?}, max {:?}", times[0], times[2], times[4]);
     assert!(times[2] < crate::QUICK);
 }

@@ -8,23 +8,17 @@ use secrecy::ExposeSecret;
 
 use crate::support::{closed_port_addr, Behaviour, Fake};
 
-const LOOKUP_OK: &str = r#"{"data":{"accessor":"acc-1","entity_id":"","policies":["default"],"identity_policies":null}}"#;
+const LOOKUP_OK: &str =
+    r#"{"data":{"accessor":"acc-1","entity_id":"","policies":["default"],"identity_policies":null}}"#;
 
 #[tokio::test]
 async fn a_503_on_a_read_is_retried_then_unavailable_with_vaults_errors() {
     let fake = Fake::start(Behaviour::answer(503, r#"{"errors":["Vault is sealed"]}"#)).await;
 
-    let err = fake
-        .client()
-        .lookup_self("s.some-caller-token")
-        .await
-        .unwrap_err();
+    let err = fake.client().lookup_self("s.some-caller-token").await.unwrap_err();
 
     assert_eq!(err.kind, VaultErrorKind::Unavailable);
-    assert_eq!(
-        err.message,
-        "GET /v1/auth/token/lookup-self: 503 Service Unavailable: Vault is sealed"
-    );
+    assert_eq!(err.message, "GET /v1/auth/token/lookup-self: 503 Service Unavailable: Vault is sealed");
     assert_eq!(fake.requests().len(), 3, "a read is tried three times");
 }
 
@@ -32,11 +26,7 @@ async fn a_503_on_a_read_is_retried_then_unavailable_with_vaults_errors() {
 async fn a_500_on_a_read_is_unavailable_and_not_retried() {
     let fake = Fake::start(Behaviour::answer(500, r#"{"errors":["internal error"]}"#)).await;
 
-    let err = fake
-        .client()
-        .read_secret("s.job-token-123", "secret/x")
-        .await
-        .unwrap_err();
+    let err = fake.client().read_secret("s.job-token-123", "secret/x").await.unwrap_err();
 
     assert_eq!(err.kind, VaultErrorKind::Unavailable);
     assert_eq!(fake.requests().len(), 1);
@@ -46,24 +36,13 @@ async fn a_500_on_a_read_is_unavailable_and_not_retried() {
 async fn unwrap_is_sent_once_with_only_the_wrapping_token_and_an_empty_body() {
     let fake = Fake::start(Behaviour::answer(503, r#"{"errors":["standby"]}"#)).await;
 
-    let err = fake
-        .client()
-        .unwrap("s.the-wrapping-token")
-        .await
-        .unwrap_err();
+    let err = fake.client().unwrap("s.the-wrapping-token").await.unwrap_err();
 
     assert_eq!(err.kind, VaultErrorKind::Unavailable);
     let requests = fake.requests();
-    assert_eq!(
-        requests.len(),
-        1,
-        "a wrapping token is single use: never retried"
-    );
+    assert_eq!(requests.len(), 1, "a wrapping token is single use: never retried");
     let request = requests[0].to_lowercase();
-    assert!(
-        request.starts_with("put /v1/sys/wrapping/unwrap http/1.1\r\n"),
-        "{request}"
-    );
+    assert!(request.starts_with("put /v1/sys/wrapping/unwrap http/1.1\r\n"), "{request}");
     assert_eq!(request.matches("x-vault-token:").count(), 1);
     assert!(request.contains("x-vault-token: s.the-wrapping-token\r\n"));
     assert!(request.ends_with("\r\n\r\n"), "empty body: {request}");
@@ -74,30 +53,19 @@ async fn unwrap_is_sent_once_with_only_the_wrapping_token_and_an_empty_body() {
 async fn approle_login_is_sent_once_without_a_token() {
     let fake = Fake::start(Behaviour::answer(502, "<html>bad gateway</html>")).await;
 
-    let err = fake
-        .client()
-        .approle_login("role-id-1", "secret-id-1")
-        .await
-        .unwrap_err();
+    let err = fake.client().approle_login("role-id-1", "secret-id-1").await.unwrap_err();
 
     assert_eq!(err.kind, VaultErrorKind::Unavailable);
     assert_eq!(err.message, "PUT /v1/auth/approle/login: 502 Bad Gateway");
     let requests = fake.requests();
     assert_eq!(requests.len(), 1);
     assert!(!requests[0].to_lowercase().contains("x-vault-token"));
-    assert!(
-        requests[0].contains(r#""role_id":"role-id-1""#)
-            && requests[0].contains(r#""secret_id":"secret-id-1""#)
-    );
+    assert!(requests[0].contains(r#""role_id":"role-id-1""#) && requests[0].contains(r#""secret_id":"secret-id-1""#));
 }
 
 #[tokio::test]
 async fn a_login_answer_without_auth_is_none() {
-    let fake = Fake::start(Behaviour::answer(
-        200,
-        r#"{"auth":null,"data":null,"warnings":null}"#,
-    ))
-    .await;
+    let fake = Fake::start(Behaviour::answer(200, r#"{"auth":null,"data":null,"warnings":null}"#)).await;
 
     assert_eq!(fake.client().approle_login("r", "s").await.unwrap(), None);
 }
@@ -105,23 +73,12 @@ async fn a_login_answer_without_auth_is_none() {
 #[tokio::test]
 async fn a_4xx_is_denied_and_the_message_never_holds_the_token() {
     // A Vault that echoed the token back must not get it into logs or job output.
-    let fake = Fake::start(Behaviour::answer(
-        403,
-        r#"{"errors":["permission denied for s.leaky-token-42"]}"#,
-    ))
-    .await;
+    let fake = Fake::start(Behaviour::answer(403, r#"{"errors":["permission denied for s.leaky-token-42"]}"#)).await;
 
-    let err = fake
-        .client()
-        .lookup_self("s.leaky-token-42")
-        .await
-        .unwrap_err();
+    let err = fake.client().lookup_self("s.leaky-token-42").await.unwrap_err();
 
     assert_eq!(err.kind, VaultErrorKind::Denied);
-    assert_eq!(
-        err.message,
-        "GET /v1/auth/token/lookup-self: 403 Forbidden: permission denied for <redacted>"
-    );
+    assert_eq!(err.message, "GET /v1/auth/token/lookup-self: 403 Forbidden: permission denied for <redacted>");
     assert_eq!(fake.requests().len(), 1, "a refusal is not retried");
 }
 
@@ -147,11 +104,7 @@ async fn an_answer_that_is_not_json_is_invalid() {
 
 #[tokio::test]
 async fn a_lookup_without_data_or_without_entity_and_accessor_is_invalid() {
-    for body in [
-        r#"{}"#,
-        r#"{"data":{"policies":["default"]}}"#,
-        r#"{"data":{"accessor":1}}"#,
-    ] {
+    for body in [r#"{}"#, r#"{"data":{"policies":["default"]}}"#, r#"{"data":{"accessor":1}}"#] {
         let fake = Fake::start(Behaviour::answer(200, body)).await;
         let err = fake.client().lookup_self("s.token-abc").await.unwrap_err();
         assert_eq!(err.kind, VaultErrorKind::Invalid, "{body}");
@@ -175,16 +128,8 @@ async fn a_404_secret_or_cubbyhole_is_none_but_a_404_unwrap_is_denied() {
     let fake = Fake::start(Behaviour::answer(404, r#"{"errors":[]}"#)).await;
     let client = fake.client();
 
-    assert!(client
-        .read_secret("s.token-abc", "secret/nope")
-        .await
-        .unwrap()
-        .is_none());
-    assert!(client
-        .read_cubbyhole("s.token-abc", "cubbyhole/job")
-        .await
-        .unwrap()
-        .is_none());
+    assert!(client.read_secret("s.token-abc", "secret/nope").await.unwrap().is_none());
+    assert!(client.read_cubbyhole("s.token-abc", "cubbyhole/job").await.unwrap().is_none());
     let err = client.unwrap("s.token-abc").await.unwrap_err();
     assert_eq!(err.kind, VaultErrorKind::Denied);
     assert_eq!(err.message, "PUT /v1/sys/wrapping/unwrap: 404 Not Found");
@@ -201,10 +146,7 @@ async fn a_silent_vault_times_out_as_unavailable_without_retry() {
     let err = client.lookup_self("s.token-abc").await.unwrap_err();
 
     assert_eq!(err.kind, VaultErrorKind::Unavailable);
-    assert_eq!(
-        err.message,
-        "GET /v1/auth/token/lookup-self: no answer from vault within 300ms"
-    );
+    assert_eq!(err.message, "GET /v1/auth/token/lookup-self: no answer from vault within 300ms");
     assert!(started.elapsed() < Duration::from_secs(2));
     assert_eq!(fake.requests().len(), 1);
 }
@@ -219,21 +161,9 @@ async fn an_unreachable_vault_is_unavailable_and_the_message_names_no_host() {
     let err = client.lookup_self("s.token-abc").await.unwrap_err();
 
     assert_eq!(err.kind, VaultErrorKind::Unavailable);
-    assert!(
-        err.message
-            .starts_with("GET /v1/auth/token/lookup-self: cannot connect to vault"),
-        "{}",
-        err.message
-    );
-    assert!(
-        !err.message.contains("127.0.0.1") && !err.message.contains(&port),
-        "{}",
-        err.message
-    );
-    assert!(
-        started.elapsed() >= Duration::from_millis(300),
-        "retried with back-off (100 + 200 ms)"
-    );
+    assert!(err.message.starts_with("GET /v1/auth/token/lookup-self: cannot connect to vault"), "{}", err.message);
+    assert!(!err.message.contains("127.0.0.1") && !err.message.contains(&port), "{}", err.message);
+    assert!(started.elapsed() >= Duration::from_millis(300), "retried with back-off (100 + 200 ms)");
 
     let err = client.unwrap("s.wrap-token").await.unwrap_err();
     assert_eq!(err.kind, VaultErrorKind::Unavailable);
@@ -241,26 +171,16 @@ async fn an_unreachable_vault_is_unavailable_and_the_message_names_no_host() {
 
 #[tokio::test]
 async fn namespace_and_wrap_ttl_headers_are_sent() {
-    let fake = Fake::start(Behaviour::answer(
-        200,
-        r#"{"wrap_info":{"token":"s.wrapped-1","ttl":3600}}"#,
-    ))
-    .await;
+    let fake = Fake::start(Behaviour::answer(200, r#"{"wrap_info":{"token":"s.wrapped-1","ttl":3600}}"#)).await;
     let mut config = VaultConfig::new(&fake.addr);
     config.namespace = Some("team-a".to_owned());
     let client = VaultClient::new(&config).unwrap();
 
-    let wrapped = client
-        .wrapped_secret_id("s.requestor-1", "gostint-role", "1h")
-        .await
-        .unwrap();
+    let wrapped = client.wrapped_secret_id("s.requestor-1", "gostint-role", "1h").await.unwrap();
 
     assert_eq!(wrapped.expose_secret(), "s.wrapped-1");
     let request = fake.requests()[0].to_lowercase();
-    assert!(
-        request.starts_with("put /v1/auth/approle/role/gostint-role/secret-id http/1.1\r\n"),
-        "{request}"
-    );
+    assert!(request.starts_with("put /v1/auth/approle/role/gostint-role/secret-id http/1.1\r\n"), "{request}");
     assert!(request.contains("x-vault-namespace: team-a\r\n"));
     assert!(request.contains("x-vault-wrap-ttl: 1h\r\n"));
     assert!(request.contains("x-vault-token: s.requestor-1\r\n"));
@@ -271,20 +191,14 @@ async fn create_token_sends_num_uses_and_its_debug_hides_the_token() {
     let body = r#"{"auth":{"client_token":"s.new-child-token","accessor":"acc-9","policies":["default"]}}"#;
     let fake = Fake::start(Behaviour::answer(200, body)).await;
 
-    let created = fake
-        .client()
-        .create_token("s.requestor-1", &["default"], "60m", Some(2), Some("cubby"))
-        .await
-        .unwrap();
+    let created =
+        fake.client().create_token("s.requestor-1", &["default"], "60m", Some(2), Some("cubby")).await.unwrap();
 
     assert_eq!(created.token.expose_secret(), "s.new-child-token");
     assert_eq!(created.accessor, "acc-9");
     assert!(!format!("{created:?}").contains("new-child-token"));
     let request = &fake.requests()[0];
-    assert!(
-        request.contains(r#""num_uses":2"#) && !request.contains("use_limit"),
-        "{request}"
-    );
+    assert!(request.contains(r#""num_uses":2"#) && !request.contains("use_limit"), "{request}");
     assert!(request.contains(r#""display_name":"cubby""#) && request.contains(r#""ttl":"60m""#));
 }
 
@@ -297,10 +211,7 @@ async fn paths_that_climb_out_of_v1_are_refused_without_a_request() {
         let err = client.read_secret("s.token-abc", path).await.unwrap_err();
         assert_eq!(err.kind, VaultErrorKind::Invalid, "{path}");
     }
-    let err = client
-        .transit_decrypt("s.token-abc", "../x", "vault:v1:x")
-        .await
-        .unwrap_err();
+    let err = client.transit_decrypt("s.token-abc", "../x", "vault:v1:x").await.unwrap_err();
     assert_eq!(err.kind, VaultErrorKind::Invalid);
     assert!(fake.requests().is_empty());
 }
@@ -308,8 +219,5 @@ async fn paths_that_climb_out_of_v1_are_refused_without_a_request() {
 #[tokio::test]
 async fn the_client_debug_shows_the_address_only() {
     let client = VaultClient::new(&VaultConfig::new("http://127.0.0.1:8200")).unwrap();
-    assert_eq!(
-        format!("{client:?}"),
-        "VaultClient { addr: \"http://127.0.0.1:8200/\", .. }"
-    );
+    assert_eq!(format!("{client:?}"), "VaultClient { addr: \"http://127.0.0.1:8200/\", .. }");
 }

@@ -20,11 +20,7 @@ pub(crate) struct Live {
 /// does not name one; panics instead when `GOSTINT_TEST_REQUIRE` contains `vault`.
 pub(crate) fn live() -> Option<Live> {
     let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    match (
-        var("VAULT_ADDR"),
-        var("GOSTINT_DEV_VAULT_ROOT_TOKEN"),
-        var("GOSTINT_ROLEID"),
-    ) {
+    match (var("VAULT_ADDR"), var("GOSTINT_DEV_VAULT_ROOT_TOKEN"), var("GOSTINT_ROLEID")) {
         (Some(addr), Some(root), Some(role_id)) => {
             let mut config = VaultConfig::new(addr);
             config.timeout = Duration::from_secs(10);
@@ -56,10 +52,7 @@ pub(crate) enum Behaviour {
 
 impl Behaviour {
     pub(crate) fn answer(status: u16, body: &str) -> Self {
-        Self::Answer {
-            status,
-            body: body.to_owned(),
-        }
+        Self::Answer { status, body: body.to_owned() }
     }
 }
 
@@ -77,10 +70,7 @@ impl Fake {
     }
 
     /// Like `start`, speaking TLS with `tls` when given.
-    pub(crate) async fn start_with(
-        behaviour: Behaviour,
-        tls: Option<tokio_rustls::TlsAcceptor>,
-    ) -> Self {
+    pub(crate) async fn start_with(behaviour: Behaviour, tls: Option<tokio_rustls::TlsAcceptor>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let port = listener.local_addr().unwrap().port();
         let scheme = if tls.is_some() { "https" } else { "http" };
@@ -106,11 +96,7 @@ impl Fake {
                 });
             }
         });
-        Self {
-            addr: format!("{scheme}://127.0.0.1:{port}"),
-            requests,
-            task,
-        }
+        Self { addr: format!("{scheme}://127.0.0.1:{port}"), requests, task }
     }
 
     pub(crate) fn client(&self) -> VaultClient {
@@ -130,11 +116,7 @@ impl Drop for Fake {
     }
 }
 
-async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
-    mut stream: S,
-    behaviour: Behaviour,
-    seen: Arc<Mutex<Vec<String>>>,
-) {
+async fn serve<S: AsyncRead + AsyncWrite + Unpin>(mut stream: S, behaviour: Behaviour, seen: Arc<Mutex<Vec<String>>>) {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     let head_end = loop {
@@ -164,9 +146,7 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
         }
         buf.extend_from_slice(&chunk[..n]);
     }
-    seen.lock()
-        .unwrap()
-        .push(String::from_utf8_lossy(&buf).into_owned());
+    seen.lock().unwrap().push(String::from_utf8_lossy(&buf).into_owned());
     match behaviour {
         Behaviour::Hang => {
             tokio::time::sleep(Duration::from_secs(3600)).await;

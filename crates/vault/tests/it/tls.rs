@@ -18,8 +18,7 @@ fn ca_and_acceptor() -> (String, tokio_rustls::TlsAcceptor) {
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     let ca_key = KeyPair::generate().unwrap();
     let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_params =
-        CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
+    let leaf_params = CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()]).unwrap();
     let leaf_key = KeyPair::generate().unwrap();
     let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
 
@@ -50,11 +49,7 @@ async fn a_vault_cacert_makes_a_privately_signed_vault_trusted() {
     let mut config = VaultConfig::new(&fake.addr);
     config.ca_cert = Some(ca.path().to_owned());
 
-    let info = VaultClient::new(&config)
-        .unwrap()
-        .lookup_self("s.token-abc")
-        .await
-        .unwrap();
+    let info = VaultClient::new(&config).unwrap().lookup_self("s.token-abc").await.unwrap();
 
     assert_eq!(info.accessor, "acc-1");
 }
@@ -64,18 +59,11 @@ async fn without_the_ca_the_vault_is_untrusted_and_unavailable() {
     let (_, acceptor) = ca_and_acceptor();
     let fake = Fake::start_with(Behaviour::answer(200, LOOKUP_OK), Some(acceptor)).await;
 
-    let err = VaultClient::new(&VaultConfig::new(&fake.addr))
-        .unwrap()
-        .lookup_self("s.token-abc")
-        .await
-        .unwrap_err();
+    let err = VaultClient::new(&VaultConfig::new(&fake.addr)).unwrap().lookup_self("s.token-abc").await.unwrap_err();
 
     assert_eq!(err.kind, VaultErrorKind::Unavailable);
     assert!(err.message.contains("certificate"), "{}", err.message);
-    assert!(
-        fake.requests().is_empty(),
-        "nothing was sent over an untrusted connection"
-    );
+    assert!(fake.requests().is_empty(), "nothing was sent over an untrusted connection");
 }
 
 #[tokio::test]
@@ -85,36 +73,23 @@ async fn skip_verify_accepts_any_certificate() {
     let mut config = VaultConfig::new(&fake.addr);
     config.skip_verify = true;
 
-    assert!(VaultClient::new(&config)
-        .unwrap()
-        .lookup_self("s.token-abc")
-        .await
-        .is_ok());
+    assert!(VaultClient::new(&config).unwrap().lookup_self("s.token-abc").await.is_ok());
 }
 
 #[test]
 fn a_missing_or_empty_ca_file_is_a_build_error() {
     let mut config = VaultConfig::new("https://127.0.0.1:8200");
     config.ca_cert = Some("/nonexistent/ca.pem".into());
-    assert!(matches!(
-        VaultClient::new(&config),
-        Err(VaultBuildError::CaCertRead { .. })
-    ));
+    assert!(matches!(VaultClient::new(&config), Err(VaultBuildError::CaCertRead { .. })));
 
     let empty = pem_file("not a certificate\n");
     config.ca_cert = Some(empty.path().to_owned());
-    assert!(matches!(
-        VaultClient::new(&config),
-        Err(VaultBuildError::CaCertInvalid { .. })
-    ));
+    assert!(matches!(VaultClient::new(&config), Err(VaultBuildError::CaCertInvalid { .. })));
 }
 
 #[test]
 fn a_namespace_that_cannot_be_a_header_is_a_build_error() {
     let mut config = VaultConfig::new("https://127.0.0.1:8200");
     config.namespace = Some("a\nb".to_owned());
-    assert!(matches!(
-        VaultClient::new(&config),
-        Err(VaultBuildError::InvalidNamespace(_))
-    ));
+    assert!(matches!(VaultClient::new(&config), Err(VaultBuildError::InvalidNamespace(_))));
 }
