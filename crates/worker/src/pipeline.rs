@@ -9,7 +9,7 @@ use gostint_core::content::{files_tar, parse_metadata, patch_passwd};
 use gostint_core::secrets::render_secrets;
 use gostint_core::{
     resolve, ContainerRuntime, ContainerSpec, JobDefinition, JobRecord, JobStatus, JobStore, JobVault, NodeId, Outcome,
-    ResolvedJob, SecretRef, Timestamp,
+    PullPolicy, ResolvedJob, RuntimeErrorKind, SecretRef, Timestamp,
 };
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -190,14 +190,28 @@ async fn execute(
         Err(e) => return failed(e.to_string()),
     };
 
-    if let Err(e) = ports.runtime.ensure_image(&resolved.image, resolved.pull_policy).await {
-        return failed(e.to_string());
+    // `Always` pulls first. `IfNotPresent` tries the create straight away (the image is
+    // nearly always there) and pulls only when the engine says it is missing: one engine
+    // call less per job than inspecting first.
+    if resolved.pull_policy == PullPolicy::Always {
+        if let Err(e) = ports.runtime.ensure_image(&resolved.image, resolved.pull_policy).await {
+            return failed(e.to_string());
+        }
     }
 
     // Create and record the container.
     let spec = container_spec(cfg, job, &resolved, &token);
     let container_id = match ports.runtime.create(&spec).await {
         Ok(id) => id,
+        Err(e) if e.kind == RuntimeErrorKind::ImageMissing => {
+            if let Err(e) = ports.runtime.ensure_image(&resolved.image, resolved.pull_policy).await {
+                return failed(e.to_string());
+            }
+            match ports.runtime.create(&spec).await {
+                Ok(id) => id,
+                Err(e) => return failed(e.to_string()),
+            }
+        }
         Err(e) => return failed(e.to_string()),
     };
     left.container_id = Some(container_id.clone());
