@@ -1,25 +1,62 @@
-//! The command line: clap definitions and the original's single-dash spellings.
+//! The command line: clap definitions, and [`normalise`], which turns the original client's
+//! single-dash spellings into clap's and supplies the implicit `run` subcommand.
 
 use std::path::PathBuf;
 
-use clap::{ArgAction, Args, Parser, Subcommand};
+use anyhow::Context;
+use clap::builder::BoolishValueParser;
+use clap::{Args, CommandFactory, Parser, Subcommand};
 
-/// Exit codes, documented in `--help`.
-pub const EXIT_HELP: &str = "\
+/// `--help` epilogue of every command: exit codes, other commands, the original spellings.
+pub const AFTER_HELP: &str = "\
 Exit codes:
-  0      the job succeeded (or --wait=false: submitted)
-  N      the job failed with return code N (1 if it failed without one, e.g. killed)
-  2      usage, Vault, TLS, transport or HTTP error (nothing ran, or the result is unknown to the client)
-  120    the job is notauthorised (its wrapped secret id could not be used: possible interception)
-  121    the job's status is unknown (its gostint node vanished)
+  0        the job succeeded; with --wait=false: it was submitted; other commands: done
+  1-255    the job failed with that return code (1 when it has none: killed, timed out,
+           or a gostint-side failure such as a missing image)
+  2        usage, Vault, TLS, transport or HTTP error, including any non-200 answer from
+           gostint (the job may not exist, or its outcome is unknown to the client)
+  120      the job ended notauthorised (its wrapped secret id could not be used: expired
+           while queued, or possibly intercepted)
+  121      the job's outcome is unknown (its gostint node stopped reporting)
+  130/143  interrupted by SIGINT/SIGTERM while waiting (the job carries on; every token
+           the client made is revoked first)
+A job that itself exits 2, 120, 121, 130 or 143 cannot be told apart by the code alone:
+use --json, or `gostint-client status ID`.
 
-The original single-dash spellings work too: -url x, -flag=value, -tty, -wait=false.";
+Commands: [run] (the default), status ID, list [--skip N], kill ID, delete ID;
+`gostint-client <command> --help` for each. status/list/kill/delete act with the
+requestor's own Vault token (see `gostint-client status --help`).
+
+Values of --vault-token, --vault-roleid, --vault-secretid, --job-json, --entrypoint,
+--run, --env-vars and --secret-refs starting with @ are read from that file (final
+newline dropped). The original single-dash spellings work too: -url x, -flag=value,
+-tty, -wait=false.";
+
+/// `status`/`list`/`kill`/`delete`: which token they use, and why (after each one's summary).
+macro_rules! subcommand_about {
+    ($summary:literal) => {
+        concat!(
+            $summary,
+            "\n\n",
+            "\
+These commands act with the requestor's own Vault token (the --vault-token, or the token
+of the --vault-roleid/--vault-secretid login, revoked at exit), not with a child token:
+gostint identifies a tenant by the token's Vault entity, or by `accessor:<accessor>` when
+it has none. Tokens from an AppRole (or any entity-backed) login share their entity with
+their children, so a job submitted by `gostint-client run` with the same credentials is
+yours here. A bare token without an entity (e.g. a token made by `token create` from the
+root token) only sees jobs submitted with that very token, not those submitted by `run`
+(which uses a fresh child API token per run); root and GOSTINT_ADMIN_POLICY tokens see
+every job."
+        )
+    };
+}
 
 /// gostint-client: run a job on gostint through Vault's secure flow, or look at jobs.
 #[derive(Debug, Parser)]
-#[command(name = "gostint-client", version, after_help = EXIT_HELP)]
+#[command(name = "gostint-client", version, after_help = AFTER_HELP)]
 pub struct Cli {
-    /// The subcommand (`run` when none is given).
+    /// The subcommand (`run` when none is given: see [`normalise`]).
     #[command(subcommand)]
     pub command: Command,
 }
@@ -28,44 +65,63 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Submit a job and (by default) wait for it, printing its output (the default command).
-    #[command(after_help = EXIT_HELP)]
+    #[command(
+        after_help = AFTER_HELP,
+        override_usage = "gostint-client [run] [OPTIONS] --url <URL> --vault-url <VAULT_URL>"
+    )]
     Run(Box<RunArgs>),
-    /// Show one job.
+    /// Show one job: its fields, then its output and stderr.
+    #[command(long_about = subcommand_about!("Show one job: its fields, then its output and stderr."), after_help = AFTER_HELP)]
     Status(IdArgs),
-    /// List your jobs, newest first (10 a page).
+    /// List your jobs, newest first, 10 a page.
+    #[command(long_about = subcommand_about!("List your jobs, newest first, 10 a page."), after_help = AFTER_HELP)]
     List(ListArgs),
     /// Kill a job (queued: fails at once; running: stopped with the server's grace period).
+    #[command(long_about = subcommand_about!("Kill a job (queued: fails at once; running: stopped with the server's grace period)."), after_help = AFTER_HELP)]
     Kill(IdArgs),
-    /// Delete a job that is not running.
+    /// Delete a job that is not running or stopping (a queued one is cancelled).
+    #[command(long_about = subcommand_about!("Delete a job that is not running or stopping (a queued one is cancelled)."), after_help = AFTER_HELP)]
     Delete(IdArgs),
 }
 
-/// Where gostint and Vault are, and who the requestor is.
+/// Where gostint and Vault are, and who the requestor is: shared by every command.
 #[derive(Debug, Args, Clone)]
 pub struct Common {
     /// gostint's base URL, e.g. https://gostint.example:3232
     #[arg(long, env = "GOSTINT_URL", hide_env_values = true)]
     pub url: String,
+    /// PEM CA bundle that gostint's certificate must chain to, instead of the system roots
+    #[arg(long = "ca-cert", env = "GOSTINT_CACERT", hide_env_values = true)]
+    pub ca_cert: Option<PathBuf>,
+    /// Do not verify gostint's TLS certificate (warns on stderr; development only)
+    #[arg(long = "insecure-skip-verify", num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub insecure_skip_verify: bool,
     /// Vault/OpenBao address
     #[arg(long = "vault-url", env = "VAULT_ADDR", hide_env_values = true)]
     pub vault_url: String,
-    /// Requestor's Vault token (a value, or @file)
+    /// Requestor's Vault token (a value, or @file); AppRole credentials, when given, win
     #[arg(long = "vault-token", env = "VAULT_TOKEN", hide_env_values = true)]
     pub vault_token: Option<String>,
     /// Requestor's AppRole role_id (a value, or @file); needs --vault-secretid
     #[arg(long = "vault-roleid", env = "GOSTINT_CLIENT_ROLEID", hide_env_values = true)]
     pub vault_roleid: Option<String>,
-    /// Requestor's AppRole secret_id (a value, or @file)
+    /// Requestor's AppRole secret_id (a value, or @file); needs --vault-roleid
     #[arg(long = "vault-secretid", env = "GOSTINT_CLIENT_SECRETID", hide_env_values = true)]
     pub vault_secretid: Option<String>,
-    /// PEM CA bundle to verify gostint's certificate (default: the system roots)
-    #[arg(long = "ca-cert")]
-    pub ca_cert: Option<PathBuf>,
-    /// Do not verify gostint's TLS certificate (prints a warning; development only)
-    #[arg(long = "insecure-skip-verify", action = ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
-    pub insecure_skip_verify: bool,
-    /// Debug lines on stderr (never tokens)
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    /// PEM CA bundle for Vault's certificate, instead of the system roots
+    #[arg(long = "vault-ca-cert", env = "VAULT_CACERT", hide_env_values = true)]
+    pub vault_ca_cert: Option<PathBuf>,
+    /// Do not verify Vault's TLS certificate (warns on stderr; development only)
+    #[arg(long = "vault-skip-verify", env = "VAULT_SKIP_VERIFY", hide_env_values = true, num_args = 0..=1, require_equals = true,
+          default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub vault_skip_verify: bool,
+    /// Vault Enterprise/OpenBao namespace (sent as X-Vault-Namespace)
+    #[arg(long = "vault-namespace", env = "VAULT_NAMESPACE", hide_env_values = true)]
+    pub vault_namespace: Option<String>,
+    /// Debug lines on stderr (calls made, accessors of the tokens made; never a token)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false",
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub debug: bool,
 }
 
@@ -76,68 +132,73 @@ pub struct RunArgs {
     #[command(flatten)]
     pub common: Common,
     /// gostint's AppRole name, also the transit key name
-    #[arg(long = "gostint-approle", default_value = "gostint-role")]
+    #[arg(long = "gostint-approle", env = "GOSTINT_APPROLE", hide_env_values = true, default_value = "gostint-role")]
     pub gostint_approle: String,
-    /// Base job definition as JSON (a value, or @file)
+    /// Base job definition, a JSON object (a value, or @file); the flags below override it
     #[arg(long = "job-json")]
     pub job_json: Option<String>,
-    /// Queue name (overrides the job JSON)
+    /// Queue name (qname)
     #[arg(long)]
     pub qname: Option<String>,
-    /// Container image (overrides the job JSON)
+    /// Container image (container_image; else the job JSON's, else content's gostint.yml)
     #[arg(long)]
     pub image: Option<String>,
-    /// IfNotPresent or Always
+    /// IfNotPresent or Always (image_pull_policy; gostint's default: IfNotPresent)
     #[arg(long = "image-pull-policy")]
     pub image_pull_policy: Option<String>,
-    /// A folder (packed as tar.gz, ./ names, uid/gid 2001) or an existing .tar.gz; `.` = cwd
+    /// A folder (packed as tar.gz: ./ names, uid/gid 2001) or an existing .tar.gz; `.` = cwd
     #[arg(long)]
     pub content: Option<PathBuf>,
-    /// Entrypoint as a JSON array string
+    /// Entrypoint, a JSON array string (a value, or @file)
     #[arg(long)]
     pub entrypoint: Option<String>,
-    /// Command as a JSON array string
+    /// Command, a JSON array string (a value, or @file)
     #[arg(long)]
     pub run: Option<String>,
-    /// Working directory in the container
+    /// Working directory in the container (working_directory)
     #[arg(long = "run-dir")]
     pub run_dir: Option<String>,
-    /// Environment as a JSON array string of NAME=value
+    /// Environment, a JSON array string of NAME=value (a value, or @file)
     #[arg(long = "env-vars")]
     pub env_vars: Option<String>,
-    /// Secret references as a JSON array string of var@path.key
+    /// Secret references, a JSON array string of var@path.key (a value, or @file)
     #[arg(long = "secret-refs")]
     pub secret_refs: Option<String>,
-    /// yaml (/secrets.yml) or json (/secrets.json)
+    /// yaml (/secrets.yml) or json (/secrets.json) (secret_file_type; gostint's default: yaml)
     #[arg(long = "secret-filetype")]
     pub secret_filetype: Option<String>,
-    /// Carry on when Vault answers a secret read with warnings
-    #[arg(long = "cont-on-warnings", action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    /// Carry on when Vault answers a secret read with warnings (default: the job JSON's, else false)
+    #[arg(long = "cont-on-warnings", num_args = 0..=1, require_equals = true,
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub cont_on_warnings: Option<bool>,
-    /// Run the container with a TTY (one combined output stream)
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    /// Run the container with a TTY: one combined output stream (default: the job JSON's, else false)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+          value_parser = BoolishValueParser::new())]
     pub tty: Option<bool>,
     /// Send the job in plain mode (job + wrapped secret id) instead of cubbyhole + transit
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false",
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub plain: bool,
     /// Wait for the job to end (--wait=false: print the submit answer and exit 0)
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value = "true", default_missing_value = "true")]
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "true",
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub wait: bool,
-    /// Seconds between polls
-    #[arg(long = "poll-interval", default_value = "1")]
+    /// Seconds between polls (decimals allowed)
+    #[arg(long = "poll-interval", default_value = "1", value_parser = parse_interval)]
     pub poll_interval: f64,
-    /// TTL of the API token made for this run (revoked at exit anyway)
+    /// TTL of the `default` API token made for this run; must outlast the job (revoked at exit anyway)
     #[arg(long = "api-token-ttl", default_value = "1h")]
     pub api_token_ttl: String,
-    /// TTL of the wrapped secret id (keep it short: it travels outside the encryption)
+    /// TTL of the wrapped secret id; must outlast the wait in the queue (it travels outside the encryption)
     #[arg(long = "wrap-ttl", default_value = "1h")]
     pub wrap_ttl: String,
-    /// Print the final job as JSON on stdout instead of its output
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    /// Print the final job (or the submit answer) as JSON on stdout instead of its output
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false",
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub json: bool,
 }
 
-/// A subcommand on one job.
+/// `status`, `kill`, `delete`: one job.
 #[derive(Debug, Args)]
 pub struct IdArgs {
     /// Where gostint and Vault are, who the requestor is.
@@ -145,8 +206,9 @@ pub struct IdArgs {
     pub common: Common,
     /// The job id (24 hex characters)
     pub id: String,
-    /// JSON output for scripts
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    /// JSON output for scripts (gostint's answer as it came)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false",
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub json: bool,
 }
 
@@ -159,48 +221,131 @@ pub struct ListArgs {
     /// Jobs to skip (pages of 10)
     #[arg(long, default_value = "0")]
     pub skip: u64,
-    /// JSON output for scripts
-    #[arg(long, action = ArgAction::Set, num_args = 0..=1, default_value = "false", default_missing_value = "true")]
+    /// JSON output for scripts (gostint's answer as it came)
+    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false",
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub json: bool,
+}
+
+fn parse_interval(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(v) if v.is_finite() && v >= 0.01 => Ok(v),
+        _ => Err("expected a number of seconds of at least 0.01".into()),
+    }
+}
+
+/// The long flags clap knows (over every subcommand), each with whether it takes its value
+/// from the next argument (`--url x`) rather than only after `=` (`--tty=false`).
+fn long_flags() -> Vec<(String, bool)> {
+    let cli = Cli::command();
+    let mut out: Vec<(String, bool)> = vec![("help".into(), false), ("version".into(), false)];
+    for sub in cli.get_subcommands() {
+        for arg in sub.get_arguments() {
+            if let Some(long) = arg.get_long() {
+                let takes_next = arg.get_action().takes_values() && !arg.is_require_equals_set();
+                if !out.iter().any(|(n, _)| n == long) {
+                    out.push((long.to_string(), takes_next));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `nosuchflag`, `no-such_flag`: two or more characters, a letter first.
+fn looks_like_long_flag(name: &str) -> bool {
+    name.len() > 1
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 const SUBCOMMANDS: &[&str] = &["run", "status", "list", "kill", "delete", "help"];
 
-/// Accepts the original's spellings: `-flag value` and `-flag=value` become `--flag …`, and a
-/// command line without a subcommand runs a job (`run` is inserted).
+/// Accepts the original client's command lines.
+///
+/// - A single dash before a known long flag name becomes two (`-url x` → `--url x`,
+///   `-wait=false` → `--wait=false`, `-tty` → `--tty`); other single-dash words (`-h`,
+///   `-V`, `-1`) and every flag's value are left alone, and so is all after `--`.
+/// - No subcommand means `run`, inserted first; a subcommand named after some flags
+///   (`-url x status ID`) is moved first, since every flag belongs to the subcommand.
+/// - A bare `--help` shows `run --help`, which lists every flag (`gostint-client help`
+///   still shows the command list).
 pub fn normalise(argv: Vec<String>) -> Vec<String> {
-    let mut out: Vec<String> = Vec::with_capacity(argv.len() + 1);
+    let flags = long_flags();
+    let lookup = |name: &str| flags.iter().find(|(n, _)| n == name).map(|(_, v)| *v);
     let mut it = argv.into_iter();
-    if let Some(prog) = it.next() {
-        out.push(prog);
-    }
-    let rest: Vec<String> = it
-        .map(|a| {
-            let long_name = a
-                .strip_prefix('-')
-                .filter(|r| r.len() > 1 && !r.starts_with('-') && r.as_bytes()[0].is_ascii_alphabetic());
-            match long_name {
-                Some(r) if r != "h" && r != "V" => format!("--{r}"),
-                _ => a,
+    let prog = it.next().unwrap_or_else(|| "gostint-client".into());
+    let mut rest: Vec<String> = Vec::new();
+    let mut first_positional: Option<usize> = None;
+    let mut value_next = false;
+    let mut verbatim = false;
+    for arg in it {
+        if verbatim || value_next {
+            value_next = false;
+            rest.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            verbatim = true;
+            rest.push(arg);
+            continue;
+        }
+        let flag = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'));
+        match flag {
+            Some(body) if !body.is_empty() => {
+                let (name, inline_value) = match body.split_once('=') {
+                    Some((n, _)) => (n, true),
+                    None => (body, false),
+                };
+                match lookup(name) {
+                    Some(takes_next) => {
+                        value_next = takes_next && !inline_value;
+                        rest.push(format!("--{body}"));
+                    }
+                    // An unknown word in the original's style: clap names it (and suggests
+                    // the closest flag) rather than complaining about short flag `-n`.
+                    None if looks_like_long_flag(name) => rest.push(format!("--{body}")),
+                    // Short flags (-h, -V) and values such as -1 go to clap as they are.
+                    None => rest.push(arg),
+                }
             }
-        })
-        .collect();
-    let first = rest.first().map(String::as_str);
-    let is_sub = first.is_some_and(|f| SUBCOMMANDS.contains(&f));
-    let is_top_flag = matches!(first, Some("--help" | "-h" | "--version" | "-V"));
-    if !is_sub && !is_top_flag {
-        out.push("run".into());
+            _ => {
+                if first_positional.is_none() {
+                    first_positional = Some(rest.len());
+                }
+                rest.push(arg);
+            }
+        }
     }
-    out.extend(rest);
-    out
+    let sub = first_positional.filter(|&i| SUBCOMMANDS.contains(&rest[i].as_str()));
+    match sub {
+        Some(i) => {
+            let name = rest.remove(i);
+            rest.insert(0, name);
+        }
+        None => {
+            let version_only = rest.iter().any(|a| a == "--version" || a == "-V");
+            if !version_only {
+                rest.insert(0, "run".into());
+            }
+        }
+    }
+    std::iter::once(prog).chain(rest).collect()
 }
 
-/// A value, or the contents of a file when it starts with `@` (final newline dropped).
-pub fn value_or_file(v: &str) -> anyhow::Result<String> {
+/// A value, or the contents of a file when it starts with `@` (one final newline dropped).
+///
+/// # Errors
+/// The file cannot be read, or is not UTF-8.
+pub fn value_or_file(flag: &str, v: &str) -> anyhow::Result<String> {
     match v.strip_prefix('@') {
         Some(path) => {
-            let text = std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("reading {path}: {e}"))?;
-            Ok(text.strip_suffix('\n').map(|t| t.strip_suffix('\r').unwrap_or(t)).unwrap_or(&text).to_string())
+            let text = std::fs::read_to_string(path).with_context(|| format!("--{flag}: reading {path}"))?;
+            let trimmed = match text.strip_suffix('\n') {
+                Some(t) => t.strip_suffix('\r').unwrap_or(t),
+                None => &text,
+            };
+            Ok(trimmed.to_string())
         }
         None => Ok(v.to_string()),
     }
@@ -214,21 +359,46 @@ mod tests {
         normalise(args.iter().map(|s| s.to_string()).collect())
     }
 
+    fn parse(args: &[&str]) -> Cli {
+        Cli::try_parse_from(n(args)).unwrap()
+    }
+
     #[test]
-    fn single_dash_spellings_and_the_implicit_run() {
+    fn single_dash_long_flags_become_double_dash_and_run_is_implied() {
         assert_eq!(
             n(&["gc", "-url", "https://x", "-tty", "-wait=false", "--qname", "q"]),
             ["gc", "run", "--url", "https://x", "--tty", "--wait=false", "--qname", "q"]
         );
         assert_eq!(n(&["gc", "status", "-json", "abc"]), ["gc", "status", "--json", "abc"]);
-        assert_eq!(n(&["gc", "--help"]), ["gc", "--help"]);
-        // Values that start with a dash but are not flags stay as they are.
-        assert_eq!(n(&["gc", "run", "--run", "-1"]), ["gc", "run", "--run", "-1"]);
+        assert_eq!(n(&["gc", "run", "-plain=true"]), ["gc", "run", "--plain=true"]);
     }
 
     #[test]
-    fn flags_parse_with_both_spellings() {
-        let cli = Cli::try_parse_from(n(&[
+    fn flag_values_and_unknown_words_are_left_alone() {
+        // A value that looks like a flag stays a value.
+        assert_eq!(n(&["gc", "-qname", "-url"]), ["gc", "run", "--qname", "-url"]);
+        assert_eq!(n(&["gc", "run", "--run", "-1"]), ["gc", "run", "--run", "-1"]);
+        // Short flags go to clap as they are; unknown words get clap's long-flag error.
+        assert_eq!(n(&["gc", "-nosuchflag", "-h"]), ["gc", "run", "--nosuchflag", "-h"]);
+        // Nothing after `--` is touched.
+        assert_eq!(n(&["gc", "--", "-url"]), ["gc", "run", "--", "-url"]);
+    }
+
+    #[test]
+    fn a_subcommand_after_flags_moves_first_and_help_shows_run() {
+        assert_eq!(n(&["gc", "-url", "u", "status", "abc"]), ["gc", "status", "--url", "u", "abc"]);
+        // The value of --qname is not a subcommand.
+        assert_eq!(n(&["gc", "-qname", "list"]), ["gc", "run", "--qname", "list"]);
+        assert_eq!(n(&["gc", "--help"]), ["gc", "run", "--help"]);
+        assert_eq!(n(&["gc", "-help"]), ["gc", "run", "--help"]);
+        assert_eq!(n(&["gc", "help"]), ["gc", "help"]);
+        assert_eq!(n(&["gc", "--version"]), ["gc", "--version"]);
+        assert_eq!(n(&["gc"]), ["gc", "run"]);
+    }
+
+    #[test]
+    fn both_spellings_parse_to_the_same_flags() {
+        let cli = parse(&[
             "gc",
             "-url=https://g",
             "-vault-url",
@@ -238,15 +408,57 @@ mod tests {
             "-tty",
             "-wait=false",
             "-plain",
-        ]))
-        .unwrap();
+            "-poll-interval",
+            "0.5",
+        ]);
         let Command::Run(r) = cli.command else { panic!("run") };
-        let r = *r;
         assert_eq!(r.common.url, "https://g");
+        assert_eq!(r.common.vault_url, "http://v");
         assert_eq!(r.tty, Some(true));
         assert!(!r.wait);
         assert!(r.plain);
+        assert!((r.poll_interval - 0.5).abs() < f64::EPSILON);
         assert_eq!(r.cont_on_warnings, None, "not given: the job JSON decides");
         assert_eq!(r.gostint_approle, "gostint-role");
+    }
+
+    #[test]
+    fn booleans_take_a_value_only_after_an_equals_sign() {
+        let cli = parse(&["gc", "--url", "u", "--vault-url", "v", "--tty=false", "--cont-on-warnings=1"]);
+        let Command::Run(r) = cli.command else { panic!("run") };
+        assert_eq!(r.tty, Some(false));
+        assert_eq!(r.cont_on_warnings, Some(true));
+        // `-tty false` is Go's "false is not a flag value": an unexpected argument here.
+        assert!(Cli::try_parse_from(n(&["gc", "--url", "u", "--vault-url", "v", "-tty", "false"])).is_err());
+    }
+
+    #[test]
+    fn subcommands_take_their_flags_in_either_order() {
+        let cli = parse(&["gc", "-url", "u", "-vault-url", "v", "kill", "-json", "0123456789abcdef01234567"]);
+        let Command::Kill(k) = cli.command else { panic!("kill") };
+        assert!(k.json);
+        assert_eq!(k.id, "0123456789abcdef01234567");
+        let cli = parse(&["gc", "list", "-skip", "10", "-url", "u", "-vault-url", "v"]);
+        let Command::List(l) = cli.command else { panic!("list") };
+        assert_eq!(l.skip, 10);
+        assert!(!l.json);
+    }
+
+    #[test]
+    fn a_bad_poll_interval_is_refused() {
+        assert!(Cli::try_parse_from(n(&["gc", "--url", "u", "--vault-url", "v", "--poll-interval", "0"])).is_err());
+        assert!(Cli::try_parse_from(n(&["gc", "--url", "u", "--vault-url", "v", "--poll-interval", "x"])).is_err());
+    }
+
+    #[test]
+    fn at_file_values_lose_one_final_newline() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("t");
+        std::fs::write(&f, "s.token\r\n").unwrap();
+        assert_eq!(value_or_file("vault-token", &format!("@{}", f.display())).unwrap(), "s.token");
+        std::fs::write(&f, "two\n\n").unwrap();
+        assert_eq!(value_or_file("x", &format!("@{}", f.display())).unwrap(), "two\n");
+        assert_eq!(value_or_file("x", "plain").unwrap(), "plain");
+        assert!(value_or_file("x", "@/nonexistent/file").is_err());
     }
 }

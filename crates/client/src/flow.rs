@@ -1,368 +1,302 @@
-//! The requestor's side of the seed's sequence diagram, and the everyday subcommands.
+//! The commands: `run` (SPEC.md §7's sequence, end to end) and `status`, `list`, `kill`,
+//! `delete`. Each runs its work under [`guarded`], so the session's tokens are revoked
+//! whether the work ends, fails, or a signal interrupts it.
 
-use std::io::{IsTerminal, Write};
+use std::future::Future;
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
 use base64::Engine;
-use gostint_core::JobVault;
-use gostint_vault::{VaultClient, VaultConfig};
 use secrecy::ExposeSecret;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use crate::args::{value_or_file, Common, IdArgs, ListArgs, RunArgs};
+use crate::api::{is_job_id, ApiError, Gostint, Reply};
+use crate::args::{Common, IdArgs, ListArgs, RunArgs};
+use crate::exit;
 use crate::job::build_job;
+use crate::output::{failure_banner, list_text, status_text, write_stderr, write_stdout, Diag, Progress};
+use crate::session::{vault_client, Credentials, Session, CUBBY_PATH};
 
-/// A usage, Vault, TLS, transport or HTTP error: exit 2.
-pub const EXIT_ERROR: u8 = 2;
-/// The job is `notauthorised`.
-pub const EXIT_NOTAUTHORISED: u8 = 120;
-/// The job is `unknown`.
-pub const EXIT_UNKNOWN: u8 = 121;
+/// Consecutive polls that may go unanswered (gostint restarting, a proxy hiccup) before
+/// the client gives up waiting.
+const MAX_POLL_FAILURES: u32 = 10;
 
-/// The exit code for a final job.
-pub fn exit_code(status: &str, return_code: i64) -> u8 {
-    match status {
-        "success" => 0,
-        "notauthorised" => EXIT_NOTAUTHORISED,
-        "unknown" => EXIT_UNKNOWN,
-        _ => match return_code {
-            // An exit code a process can have; anything else (0, negative, >255) is 1.
-            1..=255 => return_code as u8,
-            _ => 1,
-        },
-    }
-}
-
-fn debug(common: &Common, msg: impl AsRef<str>) {
-    if common.debug {
-        eprintln!("gostint-client: {}", msg.as_ref());
-    }
-}
-
-/// The Vault client, honouring VAULT_CACERT / VAULT_SKIP_VERIFY / VAULT_NAMESPACE.
-fn vault(common: &Common) -> anyhow::Result<VaultClient> {
-    let mut cfg = VaultConfig::new(common.vault_url.clone());
-    cfg.ca_cert = std::env::var_os("VAULT_CACERT").filter(|v| !v.is_empty()).map(Into::into);
-    cfg.skip_verify = std::env::var("VAULT_SKIP_VERIFY").is_ok_and(|v| !v.is_empty() && v != "0" && v != "false");
-    cfg.namespace = std::env::var("VAULT_NAMESPACE").ok().filter(|v| !v.is_empty());
-    VaultClient::new(&cfg).context("building the Vault client")
-}
-
-/// The HTTP client for gostint: verified TLS unless explicitly skipped.
-fn http(common: &Common) -> anyhow::Result<reqwest::Client> {
-    let mut b = reqwest::Client::builder().timeout(Duration::from_secs(60));
-    if let Some(ca) = &common.ca_cert {
-        let pem = std::fs::read(ca).with_context(|| format!("--ca-cert: reading {}", ca.display()))?;
-        for cert in reqwest::Certificate::from_pem_bundle(&pem).context("--ca-cert: not a PEM certificate bundle")? {
-            b = b.add_root_certificate(cert);
-        }
-    }
+fn gostint(common: &Common, diag: &Diag) -> anyhow::Result<Gostint> {
     if common.insecure_skip_verify {
-        eprintln!("gostint-client: WARNING: TLS verification of gostint is OFF (--insecure-skip-verify)");
-        b = b.danger_accept_invalid_certs(true);
+        diag.warn(
+            "TLS verification of gostint is OFF (--insecure-skip-verify): the job and its token can be intercepted",
+        );
     }
-    b.build().context("building the HTTP client")
+    Ok(Gostint::new(&common.url, common.ca_cert.as_deref(), common.insecure_skip_verify)?)
 }
 
-/// The requestor's token: `--vault-token`, or an AppRole login; checked with lookup-self.
-async fn requestor_token(common: &Common, v: &VaultClient) -> anyhow::Result<String> {
-    let token = match (&common.vault_token, &common.vault_roleid, &common.vault_secretid) {
-        (_, Some(role), Some(secret)) => {
-            let role = value_or_file(role)?;
-            let secret = value_or_file(secret)?;
-            v.approle_login(&role, &secret)
-                .await
-                .context("Vault AppRole login")?
-                .ok_or_else(|| anyhow!("Vault AppRole login returned no token"))?
+/// Resolves on SIGINT (→ 130) or SIGTERM (→ 143); never if they cannot be watched.
+async fn interrupted() -> u8 {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let term = signal(SignalKind::terminate());
+        let int = signal(SignalKind::interrupt());
+        match (int, term) {
+            (Ok(mut int), Ok(mut term)) => tokio::select! {
+                _ = int.recv() => exit::INTERRUPTED,
+                _ = term.recv() => exit::TERMINATED,
+            },
+            _ => std::future::pending().await,
         }
-        (Some(t), None, None) => value_or_file(t)?,
-        (None, None, None) => bail!("give --vault-token (or VAULT_TOKEN) or --vault-roleid with --vault-secretid"),
-        _ => bail!("--vault-roleid and --vault-secretid go together (and replace --vault-token)"),
+    }
+    #[cfg(not(unix))]
+    {
+        match tokio::signal::ctrl_c().await {
+            Ok(()) => exit::INTERRUPTED,
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+/// Runs `work`; whatever happens to it (done, failed, interrupted by a signal), then
+/// revokes every token `session` made. An interruption names the job, which carries on.
+async fn guarded(session: &Session, diag: &Diag, work: impl Future<Output = anyhow::Result<u8>>) -> anyhow::Result<u8> {
+    let outcome = tokio::select! {
+        r = work => r,
+        code = interrupted() => {
+            let what = match session.job_id() {
+                Some(id) => format!(
+                    "interrupted; job {id} carries on in gostint (gostint-client status {id}, gostint-client kill {id})"
+                ),
+                None => "interrupted before a job was submitted".into(),
+            };
+            diag.warn(&what);
+            Ok(code)
+        }
     };
-    v.lookup_self(&token).await.context("checking the Vault token (lookup-self)")?;
-    Ok(token)
+    session.close().await;
+    outcome
 }
 
-async fn read_reply(resp: reqwest::Response) -> anyhow::Result<Value> {
-    let status = resp.status();
-    let text = resp.text().await.context("reading gostint's answer")?;
-    if !status.is_success() {
-        bail!("gostint answered {status}: {}", text.trim());
-    }
-    serde_json::from_str(&text).with_context(|| format!("gostint answered non-JSON: {}", text.trim()))
-}
-
-/// Tokens this run made, revoked on every exit path.
-#[derive(Default)]
-pub struct Made {
-    tokens: Vec<(String, String)>,
-}
-
-impl Made {
-    /// The accessors of what this run made (for tests and `--debug`).
-    pub fn accessors(&self) -> Vec<String> {
-        self.tokens.iter().map(|(_, a)| a.clone()).collect()
-    }
-
-    async fn revoke_all(&self, v: &VaultClient, common: &Common) {
-        for (token, accessor) in &self.tokens {
-            match v.revoke_token(token).await {
-                Ok(()) => debug(common, format!("revoked token (accessor {accessor})")),
-                // A spent cubby token is already gone: that is fine.
-                Err(e) => debug(common, format!("token (accessor {accessor}) not revoked: {e}")),
-            }
-        }
-    }
-}
-
-/// `run`: the whole flow; returns the exit code.
+/// `run`: builds the job, submits it through the secure (or `--plain`) flow, waits, prints
+/// the outcome and returns the exit code.
+///
+/// # Errors
+/// Usage, Vault and HTTP errors (exit 2); every token made is revoked first.
 pub async fn run(a: RunArgs) -> anyhow::Result<u8> {
+    let diag = Diag { debug: a.common.debug };
+    // Everything that can be refused locally is, before any token exists.
     let job = build_job(&a)?;
-    let v = vault(&a.common)?;
-    let client = http(&a.common)?;
-    let requestor = requestor_token(&a.common, &v).await?;
-    let mut made = Made::default();
-    let result = submit_and_wait(&a, &v, &client, &requestor, job, &mut made).await;
-    made.revoke_all(&v, &a.common).await;
-    result
+    let api = gostint(&a.common, &diag)?;
+    let credentials = Credentials::from_args(&a.common)?;
+    let session = Session::new(vault_client(&a.common, &diag)?, diag);
+    guarded(&session, &diag, submit_and_wait(&a, &session, &api, credentials, job, &diag)).await
 }
 
 async fn submit_and_wait(
     a: &RunArgs,
-    v: &VaultClient,
-    client: &reqwest::Client,
-    requestor: &str,
-    job: serde_json::Map<String, Value>,
-    made: &mut Made,
+    session: &Session,
+    api: &Gostint,
+    credentials: Credentials,
+    job: Map<String, Value>,
+    diag: &Diag,
 ) -> anyhow::Result<u8> {
-    let c = &a.common;
-    // A short-lived `default` token is all gostint needs to see (never the requestor's).
-    let api = v
-        .create_token(requestor, &["default"], &a.api_token_ttl, None, Some("gostint-client"))
-        .await
-        .context("creating the API token")?;
-    let api_token = api.token.expose_secret().to_string();
-    made.tokens.push((api_token.clone(), api.accessor.clone()));
-    debug(c, format!("API token made (accessor {})", api.accessor));
-
-    let wrap = v
-        .wrapped_secret_id(requestor, &a.gostint_approle, &a.wrap_ttl)
-        .await
-        .context("getting a wrapped secret id for gostint's AppRole")?;
-    let qname = job.get("qname").and_then(Value::as_str).unwrap_or("").to_string();
+    session.login(credentials).await?;
+    // gostint sees this short-lived `default` token, never the requestor's own.
+    let api_token = session.api_token(&a.api_token_ttl).await?;
+    let wrap = session.wrapped_secret_id(&a.gostint_approle, &a.wrap_ttl).await?;
+    let qname = job.get("qname").and_then(Value::as_str).unwrap_or_default().to_string();
+    diag.debug(format!("job fields: {}", job.keys().cloned().collect::<Vec<_>>().join(", ")));
 
     let body = if a.plain {
         let mut body = job;
         body.insert("wrap_secret_id".into(), json!(wrap.expose_secret()));
         Value::Object(body)
     } else {
-        let plaintext = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(&Value::Object(job))?);
-        let ciphertext = v
-            .transit_encrypt(requestor, &a.gostint_approle, &plaintext)
-            .await
-            .context("encrypting the job with transit")?;
-        let cubby = v
-            .create_token(requestor, &["default"], "15m", Some(2), Some("gostint-client-cubby"))
-            .await
-            .context("creating the cubbyhole token")?;
-        let cubby_token = cubby.token.expose_secret().to_string();
-        made.tokens.push((cubby_token.clone(), cubby.accessor.clone()));
-        debug(c, format!("cubbyhole token made (accessor {}, 2 uses)", cubby.accessor));
-        v.write(&cubby_token, "cubbyhole/job", &json!({ "payload": ciphertext }))
-            .await
-            .context("parking the encrypted job in the cubbyhole")?;
+        let plaintext = base64::engine::general_purpose::STANDARD
+            .encode(serde_json::to_vec(&Value::Object(job)).context("encoding the job")?);
+        let ciphertext = session.encrypt(&a.gostint_approle, &plaintext).await?;
+        let cubby = session.park(&ciphertext).await?;
         json!({
             "qname": qname,
-            "cubby_token": cubby_token,
-            "cubby_path": "cubbyhole/job",
+            "cubby_token": cubby.expose_secret(),
+            "cubby_path": CUBBY_PATH,
             "wrap_secret_id": wrap.expose_secret(),
         })
     };
 
-    let url = c.url.trim_end_matches('/');
-    let resp = client
-        .post(format!("{url}/v1/api/job"))
-        .header("X-Auth-Token", &api_token)
-        .header("Content-Type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .with_context(|| format!("POST {url}/v1/api/job"))?;
-    let submitted = read_reply(resp).await?;
-    let id = submitted["_id"].as_str().ok_or_else(|| anyhow!("gostint's answer has no _id: {submitted}"))?.to_string();
-    debug(c, format!("job {id} queued"));
+    let submitted = api.submit(api_token.expose_secret(), &body).await.context("submitting the job")?;
+    let id = submitted
+        .json
+        .get("_id")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("gostint's answer to the submission has no _id: {}", submitted.raw.trim()))?
+        .to_string();
+    session.note_job(&id);
+    diag.debug(format!("job {id} submitted ({} mode, queue {qname:?})", if a.plain { "plain" } else { "cubbyhole" }));
     if !a.wait {
-        println!("{submitted}");
-        return Ok(0);
+        print_raw(&submitted)?;
+        return Ok(exit::SUCCESS);
     }
 
-    let final_job = poll(client, url, &api_token, &id, a.poll_interval).await?;
+    let last = wait(api, api_token.expose_secret(), &id, a.poll_interval, diag).await?;
+    let status = last.json.get("status").and_then(Value::as_str).unwrap_or_default();
+    let return_code = last.json.get("return_code").and_then(Value::as_i64).unwrap_or_default();
+    diag.debug(format!("job {id} ended {status} (return code {return_code})"));
     if a.json {
-        write_stdout(format!("{final_job}\n").as_bytes());
+        print_raw(&last)?;
     } else {
-        print_outcome(&final_job);
+        print_outcome(&last.json)?;
     }
-    Ok(exit_code(
-        final_job["status"].as_str().unwrap_or_default(),
-        final_job["return_code"].as_i64().unwrap_or_default(),
-    ))
+    Ok(exit::for_job(status, return_code))
 }
 
-/// Polls while queued, running or stopping, with a progress line on a terminal.
-async fn poll(client: &reqwest::Client, url: &str, token: &str, id: &str, interval: f64) -> anyhow::Result<Value> {
+/// Polls every `interval` seconds while the job is queued, running or stopping.
+async fn wait(api: &Gostint, token: &str, id: &str, interval: f64, diag: &Diag) -> anyhow::Result<Reply> {
     let start = Instant::now();
-    let tty = std::io::stderr().is_terminal();
-    let interval = Duration::from_secs_f64(interval.max(0.05));
+    let interval = Duration::from_secs_f64(interval);
+    let mut progress = Progress::new(diag.debug);
+    let mut failures = 0;
+    let mut last_status = String::new();
     loop {
-        let resp = client
-            .get(format!("{url}/v1/api/job/{id}"))
-            .header("X-Auth-Token", token)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}/v1/api/job/{id}"))?;
-        let job = read_reply(resp).await?;
-        let status = job["status"].as_str().unwrap_or_default().to_string();
-        if !matches!(status.as_str(), "queued" | "running" | "stopping") {
-            if tty {
-                eprint!("\r\x1b[2K");
+        match api.job(token, id).await {
+            Ok(reply) => {
+                failures = 0;
+                let status = reply.json.get("status").and_then(Value::as_str).unwrap_or_default().to_string();
+                if status != last_status {
+                    diag.debug(format!("job {id}: {status} after {:.1}s", start.elapsed().as_secs_f64()));
+                    last_status.clone_from(&status);
+                }
+                if !exit::is_active(&status) {
+                    progress.clear();
+                    return Ok(reply);
+                }
+                progress.update(&status, id, start.elapsed());
             }
-            return Ok(job);
-        }
-        if tty {
-            eprint!("\r\x1b[2K[{status}] job {id}, {}s", start.elapsed().as_secs());
+            Err(e) if e.is_transient() && failures < MAX_POLL_FAILURES => {
+                failures += 1;
+                diag.debug(format!("poll {failures}/{MAX_POLL_FAILURES} failed, retrying: {e}"));
+            }
+            Err(e) => {
+                progress.clear();
+                let hint = if e.status() == Some(reqwest::StatusCode::FORBIDDEN) {
+                    " (did the API token expire? see --api-token-ttl)"
+                } else {
+                    ""
+                };
+                return Err(anyhow::Error::new(e)
+                    .context(format!("waiting for job {id}{hint}; it may still run: gostint-client status {id}")));
+            }
         }
         tokio::time::sleep(interval).await;
     }
 }
 
-/// Writes to stdout byte for byte; a closed pipe (`| head`) is not an error.
-fn write_stdout(bytes: &[u8]) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(bytes).and_then(|()| out.flush());
+fn print_raw(reply: &Reply) -> anyhow::Result<()> {
+    let mut bytes = reply.raw.clone().into_bytes();
+    if !bytes.ends_with(b"\n") {
+        bytes.push(b'\n');
+    }
+    write_stdout(&bytes).context("writing to stdout")
 }
 
-fn print_outcome(job: &Value) {
-    let status = job["status"].as_str().unwrap_or_default();
-    let output = job["output"].as_str().unwrap_or_default();
-    let stderr = job["stderr"].as_str().unwrap_or_default();
-    if status == "success" {
-        write_stdout(output.as_bytes());
+/// `success`: output to stdout, stderr to stderr, both byte for byte. Otherwise
+/// `[<status>] <output>` on stderr (red on a terminal), then the job's stderr.
+fn print_outcome(job: &Value) -> anyhow::Result<()> {
+    let text = |k: &str| job.get(k).and_then(Value::as_str).unwrap_or_default();
+    if text("status") == "success" {
+        write_stdout(text("output").as_bytes()).context("writing the job's output to stdout")?;
     } else {
-        let (red, reset) = if std::io::stderr().is_terminal() { ("\x1b[31m", "\x1b[0m") } else { ("", "") };
-        let mut err = std::io::stderr().lock();
-        let _ = write!(err, "{red}[{status}]{reset} ");
-        let _ = err.write_all(output.as_bytes());
-        if !output.ends_with('\n') {
-            let _ = err.write_all(b"\n");
+        write_stderr(&failure_banner(job, std::io::stderr().is_terminal()));
+    }
+    write_stderr(text("stderr").as_bytes());
+    Ok(())
+}
+
+/// Logs in for a subcommand; see `gostint-client status --help` for why the requestor's
+/// own token is used (the tenant is its entity, or its accessor).
+async fn subcommand<F, Fut>(common: &Common, id: Option<&str>, work: F) -> anyhow::Result<u8>
+where
+    F: FnOnce(Gostint, String) -> Fut,
+    Fut: Future<Output = anyhow::Result<u8>>,
+{
+    if let Some(id) = id {
+        if !is_job_id(id) {
+            bail!("{id:?} is not a job id (24 hex characters)");
         }
     }
-    if !stderr.is_empty() {
-        let _ = std::io::stderr().write_all(stderr.as_bytes());
-    }
+    let diag = Diag { debug: common.debug };
+    let api = gostint(common, &diag)?;
+    let credentials = Credentials::from_args(common)?;
+    let session = Session::new(vault_client(common, &diag)?, diag);
+    let work = async {
+        let token = session.login(credentials).await?;
+        work(api, token.expose_secret().to_string()).await
+    };
+    guarded(&session, &diag, work).await
 }
 
-/// The token subcommands act with: the requestor's own (see README: a job submitted by
-/// `run` is visible to the same Vault entity; a token without an entity sees only what
-/// it submitted itself).
-async fn subcommand_setup(common: &Common) -> anyhow::Result<(reqwest::Client, String)> {
-    let v = vault(common)?;
-    let token = requestor_token(common, &v).await?;
-    Ok((http(common)?, token))
+fn not_found_hint(e: ApiError, id: &str) -> anyhow::Error {
+    let hint = (e.status() == Some(reqwest::StatusCode::NOT_FOUND))
+        .then(|| format!("job {id} does not exist, or belongs to another tenant (see gostint-client status --help)"));
+    let e = anyhow::Error::new(e);
+    match hint {
+        Some(h) => e.context(h),
+        None => e,
+    }
 }
 
 /// `status ID`.
+///
+/// # Errors
+/// Vault and HTTP errors; 404 when the job is gone or not the caller's.
 pub async fn status(a: IdArgs) -> anyhow::Result<u8> {
-    let (client, token) = subcommand_setup(&a.common).await?;
-    let url = a.common.url.trim_end_matches('/');
-    let job = read_reply(client.get(format!("{url}/v1/api/job/{}", a.id)).header("X-Auth-Token", token).send().await?)
-        .await?;
-    if a.json {
-        write_stdout(format!("{job}\n").as_bytes());
-    } else {
-        let mut text = String::new();
-        for k in
-            ["_id", "status", "qname", "container_image", "submitted", "started", "ended", "return_code", "node_uuid"]
-        {
-            text.push_str(&format!(
-                "{k:16} {}\n",
-                job[k].as_str().map(str::to_string).unwrap_or_else(|| job[k].to_string())
-            ));
+    let id = a.id.clone();
+    subcommand(&a.common, Some(&a.id), |api, token| async move {
+        let reply = api.job(&token, &id).await.map_err(|e| not_found_hint(e, &id))?;
+        if a.json {
+            print_raw(&reply)?;
+        } else {
+            write_stdout(&status_text(&reply.json)).context("writing to stdout")?;
         }
-        text.push_str("output:\n");
-        text.push_str(job["output"].as_str().unwrap_or_default());
-        write_stdout(text.as_bytes());
-    }
-    Ok(0)
+        Ok(exit::SUCCESS)
+    })
+    .await
 }
 
-/// `list`.
+/// `list [--skip N]`.
+///
+/// # Errors
+/// Vault and HTTP errors.
 pub async fn list(a: ListArgs) -> anyhow::Result<u8> {
-    let (client, token) = subcommand_setup(&a.common).await?;
-    let url = a.common.url.trim_end_matches('/');
-    let page =
-        read_reply(client.get(format!("{url}/v1/api/job?skip={}", a.skip)).header("X-Auth-Token", token).send().await?)
-            .await?;
-    if a.json {
-        write_stdout(format!("{page}\n").as_bytes());
-    } else {
-        let mut text = format!("{:24}  {:13}  {:16}  {:24}  RC\n", "ID", "STATUS", "QUEUE", "SUBMITTED");
-        for j in page["data"].as_array().into_iter().flatten() {
-            text.push_str(&format!(
-                "{:24}  {:13}  {:16}  {:24}  {}\n",
-                j["_id"].as_str().unwrap_or_default(),
-                j["status"].as_str().unwrap_or_default(),
-                j["qname"].as_str().unwrap_or_default(),
-                j["submitted"].as_str().unwrap_or_default(),
-                j["return_code"]
-            ));
+    subcommand(&a.common, None, |api, token| async move {
+        let reply = api.list(&token, a.skip).await?;
+        if a.json {
+            print_raw(&reply)?;
+        } else {
+            write_stdout(list_text(&reply.json).as_bytes()).context("writing to stdout")?;
         }
-        text.push_str(&format!(
-            "{} of {} (skip {})\n",
-            page["data"].as_array().map_or(0, Vec::len),
-            page["total"],
-            page["skip"]
-        ));
-        write_stdout(text.as_bytes());
-    }
-    Ok(0)
+        Ok(exit::SUCCESS)
+    })
+    .await
 }
 
-/// `kill ID` and `delete ID`.
+/// `kill ID` (`kill` true) and `delete ID`.
+///
+/// # Errors
+/// Vault and HTTP errors; deleting a running job is refused by gostint (400).
 pub async fn act(a: IdArgs, kill: bool) -> anyhow::Result<u8> {
-    let (client, token) = subcommand_setup(&a.common).await?;
-    let url = a.common.url.trim_end_matches('/');
-    let req = if kill {
-        client.post(format!("{url}/v1/api/job/kill/{}", a.id))
-    } else {
-        client.delete(format!("{url}/v1/api/job/{}", a.id))
-    };
-    let answer = read_reply(req.header("X-Auth-Token", token).send().await?).await?;
-    if a.json {
-        write_stdout(format!("{answer}\n").as_bytes());
-    } else if kill {
-        write_stdout(
-            format!("kill requested for {} (was {})\n", a.id, answer["status"].as_str().unwrap_or_default()).as_bytes(),
-        );
-    } else {
-        write_stdout(format!("deleted {}\n", a.id).as_bytes());
-    }
-    Ok(0)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exit_codes_follow_the_job() {
-        assert_eq!(exit_code("success", 0), 0);
-        assert_eq!(exit_code("failed", 3), 3);
-        assert_eq!(exit_code("failed", 0), 1, "killed or a pipeline failure");
-        assert_eq!(exit_code("failed", 137), 137);
-        assert_eq!(exit_code("failed", -1), 1);
-        assert_eq!(exit_code("failed", 300), 1);
-        assert_eq!(exit_code("notauthorised", 0), EXIT_NOTAUTHORISED);
-        assert_eq!(exit_code("unknown", 0), EXIT_UNKNOWN);
-    }
+    let id = a.id.clone();
+    subcommand(&a.common, Some(&a.id), |api, token| async move {
+        let reply = if kill { api.kill(&token, &id).await } else { api.delete(&token, &id).await }
+            .map_err(|e| not_found_hint(e, &id))?;
+        if a.json {
+            print_raw(&reply)?;
+        } else if kill {
+            let was = reply.json.get("status").and_then(Value::as_str).unwrap_or_default();
+            write_stdout(format!("kill requested for job {id} (it was {was})\n").as_bytes())
+                .context("writing to stdout")?;
+        } else {
+            write_stdout(format!("deleted job {id}\n").as_bytes()).context("writing to stdout")?;
+        }
+        Ok(exit::SUCCESS)
+    })
+    .await
 }

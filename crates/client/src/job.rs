@@ -9,18 +9,24 @@ use serde_json::{json, Map, Value};
 use crate::args::{value_or_file, RunArgs};
 
 fn json_array(flag: &str, text: &str) -> anyhow::Result<Value> {
-    let v: Value = serde_json::from_str(text).with_context(|| format!("--{flag}: not a JSON array of strings"))?;
+    let text = value_or_file(flag, text)?;
+    let v: Value = serde_json::from_str(&text).with_context(|| format!("--{flag}: not a JSON array of strings"))?;
     match &v {
         Value::Array(items) if items.iter().all(Value::is_string) => Ok(v),
         _ => bail!("--{flag}: expected a JSON array of strings, e.g. [\"a\",\"b\"]"),
     }
 }
 
-/// The job JSON to send: the base from `--job-json`, each given flag overriding its field.
+/// The job JSON to send: the base from `--job-json`, each flag actually given overriding its
+/// field (a flag left out never touches the JSON: the original's defaults did).
+///
+/// # Errors
+/// Unreadable `@file`s, JSON that is not an object (or not an array of strings for the
+/// array flags), a pull policy or secret file type gostint would refuse, unpackable content.
 pub fn build_job(a: &RunArgs) -> anyhow::Result<Map<String, Value>> {
     let mut job = match &a.job_json {
         Some(text) => {
-            let text = value_or_file(text)?;
+            let text = value_or_file("job-json", text)?;
             match serde_json::from_str::<Value>(&text).context("--job-json: not JSON")? {
                 Value::Object(m) => m,
                 _ => bail!("--job-json: expected a JSON object"),
@@ -71,7 +77,50 @@ pub fn build_job(a: &RunArgs) -> anyhow::Result<Map<String, Value>> {
     if let Some(v) = a.tty {
         set("tty", json!(v));
     }
+    validate(&job)?;
     Ok(job)
+}
+
+const STRING_FIELDS: &[&str] =
+    &["qname", "container_image", "image_pull_policy", "content", "working_directory", "secret_file_type"];
+const ARRAY_FIELDS: &[&str] = &["entrypoint", "run", "env_vars", "secret_refs"];
+const BOOL_FIELDS: &[&str] = &["cont_on_warnings", "tty"];
+
+/// Refuses, before any token is made, what gostint would only refuse once the job runs:
+/// fields of the wrong type and unknown pull policies or secret file types. Other keys
+/// are left for gostint, which ignores what it does not know.
+fn validate(job: &Map<String, Value>) -> anyhow::Result<()> {
+    for (key, value) in job {
+        let k = key.as_str();
+        let ok = if STRING_FIELDS.contains(&k) {
+            value.is_string()
+        } else if ARRAY_FIELDS.contains(&k) {
+            value.as_array().is_some_and(|a| a.iter().all(Value::is_string))
+        } else if BOOL_FIELDS.contains(&k) {
+            value.is_boolean()
+        } else {
+            true
+        };
+        if !ok {
+            let want = if ARRAY_FIELDS.contains(&k) {
+                "an array of strings"
+            } else if BOOL_FIELDS.contains(&k) {
+                "a boolean"
+            } else {
+                "a string"
+            };
+            bail!("job field {key:?} must be {want}, not {value}");
+        }
+    }
+    match job.get("image_pull_policy").and_then(Value::as_str) {
+        None | Some("" | "IfNotPresent" | "Always") => {}
+        Some(v) => bail!("image_pull_policy: expected IfNotPresent or Always, got {v:?}"),
+    }
+    match job.get("secret_file_type").and_then(Value::as_str) {
+        None | Some("" | "yaml" | "json") => {}
+        Some(v) => bail!("secret_file_type: expected yaml or json, got {v:?}"),
+    }
+    Ok(())
 }
 
 /// `targz,<base64>` of a folder (entries named `./…`, owned by 2001:2001 `gostint`, so the
@@ -189,6 +238,21 @@ mod tests {
         assert!(build_job(&run_args(&["--image-pull-policy", "IfNotPresetn"])).is_err());
         assert!(build_job(&run_args(&["--secret-filetype", "xml"])).is_err());
         assert!(build_job(&run_args(&["--job-json", "[1]"])).is_err());
+        // The job JSON is held to the same rules.
+        assert!(build_job(&run_args(&["--job-json", r#"{"image_pull_policy":"Never"}"#])).is_err());
+        assert!(build_job(&run_args(&["--job-json", r#"{"run":"echo hi"}"#])).is_err());
+        assert!(build_job(&run_args(&["--job-json", r#"{"tty":"yes"}"#])).is_err());
+        // Keys gostint does not know are its business.
+        assert!(build_job(&run_args(&["--job-json", r#"{"comment":1}"#])).is_ok());
+    }
+
+    #[test]
+    fn array_flags_read_at_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("run.json");
+        std::fs::write(&f, "[\"echo\", \"hi\"]\n").unwrap();
+        let job = build_job(&run_args(&["--run", &format!("@{}", f.display())])).unwrap();
+        assert_eq!(job["run"], json!(["echo", "hi"]));
     }
 
     #[test]

@@ -2,6 +2,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let _ = rustls::crypto::ring::default_provider().install_default();
     std::process::ExitCode::from(gostint_client::main_with(std::env::args().collect()).await)
 }
