@@ -85,11 +85,17 @@ const STRING_FIELDS: &[&str] =
     &["qname", "container_image", "image_pull_policy", "content", "working_directory", "secret_file_type"];
 const ARRAY_FIELDS: &[&str] = &["entrypoint", "run", "env_vars", "secret_refs"];
 const BOOL_FIELDS: &[&str] = &["cont_on_warnings", "tty"];
+/// How a job travels, which the client decides: one of these in the job JSON would make
+/// gostint read another cubbyhole or decrypt another payload than the client sent.
+const TRANSPORT_FIELDS: &[&str] = &["wrap_secret_id", "cubby_token", "cubby_path", "payload"];
 
 /// Refuses, before any token is made, what gostint would only refuse once the job runs:
 /// fields of the wrong type and unknown pull policies or secret file types. Other keys
 /// are left for gostint, which ignores what it does not know.
 fn validate(job: &Map<String, Value>) -> anyhow::Result<()> {
+    if let Some(key) = TRANSPORT_FIELDS.iter().find(|k| job.contains_key(**k)) {
+        bail!("job field {key:?} is set by gostint-client itself: remove it from the job JSON");
+    }
     for (key, value) in job {
         let k = key.as_str();
         let ok = if STRING_FIELDS.contains(&k) {
@@ -242,6 +248,9 @@ mod tests {
         assert!(build_job(&run_args(&["--job-json", r#"{"image_pull_policy":"Never"}"#])).is_err());
         assert!(build_job(&run_args(&["--job-json", r#"{"run":"echo hi"}"#])).is_err());
         assert!(build_job(&run_args(&["--job-json", r#"{"tty":"yes"}"#])).is_err());
+        // How the job travels is the client's business.
+        assert!(build_job(&run_args(&["--job-json", r#"{"payload":"vault:v1:x"}"#])).is_err());
+        assert!(build_job(&run_args(&["--job-json", r#"{"cubby_token":"s.x","cubby_path":"cubbyhole/x"}"#])).is_err());
         // Keys gostint does not know are its business.
         assert!(build_job(&run_args(&["--job-json", r#"{"comment":1}"#])).is_ok());
     }
