@@ -63,6 +63,17 @@ pub mod env {
     pub const DRAIN_TIMEOUT: &str = "GOSTINT_DRAIN_TIMEOUT";
     /// Per-job run limit; `0` = none. Default `0`.
     pub const JOB_TIMEOUT: &str = "GOSTINT_JOB_TIMEOUT";
+    /// How the secrets file and the patched `/etc/passwd` reach a job's container. `bind`
+    /// (default): written to a private directory of the node (mode 0700, under
+    /// `GOSTINT_JOB_FILES_DIR`) and bound read-only at create time, then unlinked once the
+    /// container has started; no archive calls, and with the default tmpfs directory secrets
+    /// never reach a disk. Needs the engine to see that directory at the same path; if it
+    /// does not (gostint in a container, a remote engine), the node warns once and copies.
+    /// `copy`: always `PUT /containers/{id}/archive` before start, as the original did.
+    pub const JOB_FILES: &str = "GOSTINT_JOB_FILES";
+    /// Where `bind` makes the node's private directory. Default `/dev/shm` (tmpfs) when it
+    /// exists, else the system temp directory.
+    pub const JOB_FILES_DIR: &str = "GOSTINT_JOB_FILES_DIR";
     /// Running containers per node; `0` = no cap. Default `0`.
     pub const MAX_RUNNING: &str = "GOSTINT_MAX_RUNNING";
     /// How long ended jobs are kept. Default `6h`.
@@ -208,6 +219,8 @@ pub struct Settings {
     pub job_timeout: Option<Duration>,
     /// Containers per node (`0` = no cap).
     pub max_running: usize,
+    /// Where bound job files go; `None` = copy them in (`GOSTINT_JOB_FILES=copy`).
+    pub job_files_dir: Option<PathBuf>,
     /// Retention of ended jobs.
     pub retention: Duration,
     /// Stale-node threshold.
@@ -377,7 +390,20 @@ impl Settings {
             (Some(_), None) => return Err(ConfigError::Missing(env::RUN_SECRETID)),
             (None, Some(_)) => return Err(ConfigError::Missing(env::RUN_ROLEID)),
         };
+        let job_files_dir = match get(env::JOB_FILES).as_deref().map(str::trim) {
+            None | Some("bind") => Some(get(env::JOB_FILES_DIR).map(PathBuf::from).unwrap_or_else(|| {
+                let shm = PathBuf::from("/dev/shm");
+                if shm.is_dir() {
+                    shm
+                } else {
+                    std::env::temp_dir()
+                }
+            })),
+            Some("copy") => None,
+            Some(other) => return Err(invalid(env::JOB_FILES, other.to_string(), "expected bind or copy".into())),
+        };
         Ok(Settings {
+            job_files_dir,
             db_creds,
             state_dir,
             bind: get(env::BIND).unwrap_or_else(|| "0.0.0.0".into()),
@@ -495,6 +521,18 @@ mod tests {
         assert_eq!(Settings::from_source(&src(&half)).unwrap_err(), ConfigError::Missing("GOSTINT_RUN_SECRETID"));
         let sqlite = [("GOSTINT_RUN_ROLEID", "r"), ("GOSTINT_RUN_SECRETID", "s")];
         assert!(Settings::from_source(&src(&sqlite)).is_err());
+    }
+
+    #[test]
+    fn job_files_bind_by_default_or_copy() {
+        let s = Settings::from_source(&src(&[])).unwrap();
+        assert!(s.job_files_dir.is_some(), "bind by default");
+        let s = Settings::from_source(&src(&[("GOSTINT_JOB_FILES_DIR", "/run/gostint")])).unwrap();
+        assert_eq!(s.job_files_dir, Some(PathBuf::from("/run/gostint")));
+        let s = Settings::from_source(&src(&[("GOSTINT_JOB_FILES", "copy")])).unwrap();
+        assert_eq!(s.job_files_dir, None);
+        let e = Settings::from_source(&src(&[("GOSTINT_JOB_FILES", "mount")])).unwrap_err();
+        assert!(e.to_string().starts_with("GOSTINT_JOB_FILES:"), "{e}");
     }
 
     #[test]

@@ -155,8 +155,8 @@ pub type EventSink = std::sync::Arc<dyn Fn(StoreEvent) + Send + Sync>;
 
 // ---------------------------------------------------------------- container runtime
 
-/// Everything a job container may be given; privileged mode, host mounts (beyond the
-/// read-only Vault CA) and the Docker socket cannot be expressed.
+/// Everything a job container may be given; privileged mode, writable host mounts and the
+/// Docker socket cannot be expressed.
 #[derive(Clone, Debug, Default)]
 pub struct ContainerSpec {
     /// Image reference as the engine resolves it.
@@ -177,6 +177,17 @@ pub struct ContainerSpec {
     pub labels: Vec<(String, String)>,
     /// A host file bound read-only at the same path (`VAULT_CACERT`).
     pub ca_bind: Option<String>,
+    /// Files gostint wrote for this job (secrets file, patched passwd), bound read-only.
+    pub files: Vec<BindFile>,
+}
+
+/// A host file bound read-only into a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BindFile {
+    /// Path on the engine's host.
+    pub host: String,
+    /// Path in the container.
+    pub container: String,
 }
 
 /// What a container printed.
@@ -247,6 +258,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn ensure_image(&self, image: &ImageRef, policy: PullPolicy) -> Result<(), RuntimeError>;
     /// Creates (does not start) a container; returns its id.
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError>;
+    /// The engine's id of a local image (`sha256:…`), `None` if the engine does not have it.
+    async fn image_id(&self, image: &str) -> Result<Option<String>, RuntimeError>;
     /// One file from the container's filesystem, `None` if absent.
     async fn read_file(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>, RuntimeError>;
     /// Unpacks a tar (plain or gzip) at `/` in the container.

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, HostConfig};
+use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder,
     ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
@@ -137,19 +137,6 @@ impl DockerRuntime {
         tokio::time::timeout(limit, call).await.unwrap_or_else(|_| Err(timed_out(what, limit)))
     }
 
-    /// Whether the engine already holds `reference` (it resolves `docker.io/library/x`
-    /// and `x` alike).
-    async fn image_present(&self, reference: &str) -> Result<bool, RuntimeError> {
-        self.timed("image inspect", self.call_timeout, async {
-            match self.docker.inspect_image(reference).await {
-                Ok(_) => Ok(true),
-                Err(e) if status_of(&e) == Some(404) => Ok(false),
-                Err(e) => Err(to_runtime(&e, RuntimeErrorKind::Other)),
-            }
-        })
-        .await
-    }
-
     /// One pull, its progress stream read to the end.
     async fn pull_once(&self, name: &str, tag: &str) -> Result<(), PullFailure> {
         let options = CreateImageOptionsBuilder::default().from_image(name).tag(tag).build();
@@ -205,7 +192,7 @@ impl DockerRuntime {
 impl ContainerRuntime for DockerRuntime {
     async fn ensure_image(&self, image: &ImageRef, policy: PullPolicy) -> Result<(), RuntimeError> {
         let reference = image.to_string();
-        if policy == PullPolicy::IfNotPresent && self.image_present(&reference).await? {
+        if policy == PullPolicy::IfNotPresent && self.image_id(&reference).await?.is_some() {
             return Ok(());
         }
         let name = image.name();
@@ -242,10 +229,24 @@ impl ContainerRuntime for DockerRuntime {
             user: non_blank(&spec.user),
             env: non_empty(&spec.env),
             labels: Some(spec.labels.iter().cloned().collect::<HashMap<_, _>>()),
-            host_config: spec
-                .ca_bind
-                .as_ref()
-                .map(|path| HostConfig { binds: Some(vec![format!("{path}:{path}:ro")]), ..Default::default() }),
+            host_config: Some(HostConfig {
+                binds: spec.ca_bind.as_ref().map(|path| vec![format!("{path}:{path}:ro")]),
+                // `Mounts`, unlike `Binds`, refuses a source the engine's host does not have
+                // instead of creating an empty directory in its place.
+                mounts: (!spec.files.is_empty()).then(|| {
+                    spec.files
+                        .iter()
+                        .map(|f| Mount {
+                            target: Some(f.container.clone()),
+                            source: Some(f.host.clone()),
+                            typ: Some(MountType::BIND),
+                            read_only: Some(true),
+                            ..Default::default()
+                        })
+                        .collect()
+                }),
+                ..Default::default()
+            }),
             ..Default::default()
         };
         let created = self
@@ -259,6 +260,18 @@ impl ContainerRuntime for DockerRuntime {
             .await?;
         debug!(container_id = %created.id, image = %spec.image, "container created");
         Ok(created.id)
+    }
+
+    /// The engine resolves `docker.io/library/x` and `x` alike.
+    async fn image_id(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        self.timed("image inspect", self.call_timeout, async {
+            match self.docker.inspect_image(image).await {
+                Ok(i) => Ok(i.id),
+                Err(e) if status_of(&e) == Some(404) => Ok(None),
+                Err(e) => Err(to_runtime(&e, RuntimeErrorKind::Other)),
+            }
+        })
+        .await
     }
 
     async fn read_file(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>, RuntimeError> {

@@ -17,7 +17,7 @@ use gostint_api::{ApiConfig, AppState};
 use gostint_config::{Settings, StoreKind, Tls};
 use gostint_core::{ContainerRuntime, JobStore, JobVault, NodeControl, NodeId, Timestamp};
 use gostint_worker::pipeline::{PipelineConfig, Ports};
-use gostint_worker::{NodeState, Worker, WorkerConfig};
+use gostint_worker::{JobFiles, NodeState, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
@@ -134,8 +134,27 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     let previous_run = state_dir.swap_node_id(&node)?;
     let state = Arc::new(NodeState::default());
     let metrics = gostint_metrics::Metrics::new();
-    let ports =
-        Ports { store: store.clone(), runtime: runtime.clone(), vault: vault.clone(), metrics: metrics.clone() };
+    let files = match &settings.job_files_dir {
+        None => JobFiles::copy(),
+        Some(base) => JobFiles::bind_in(base).with_context(|| {
+            format!("GOSTINT_JOB_FILES_DIR: making this node's job-file directory in {}", base.display())
+        })?,
+    };
+    if let Some(previous) = state_dir.swap_job_files_dir(files.dir())? {
+        // A crashed run's directory: files of jobs it was starting when it died.
+        match std::fs::remove_dir_all(&previous) {
+            Ok(()) => warn!(dir = %previous.display(), "removed the previous run's job files"),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => warn!(dir = %previous.display(), error = %e, "could not remove the previous run's job files"),
+        }
+    }
+    let ports = Ports {
+        store: store.clone(),
+        runtime: runtime.clone(),
+        vault: vault.clone(),
+        metrics: metrics.clone(),
+        files: Arc::new(files),
+    };
     let pipeline = PipelineConfig {
         node: node.clone(),
         role_id: settings.role_id.clone(),

@@ -49,6 +49,18 @@ impl NodeStateDir {
         std::fs::write(&path, current.as_str()).with_context(|| format!("writing {}", path.display()))?;
         Ok(previous.filter(|p| p != current.as_str()).map(NodeId::new))
     }
+
+    /// Records this run's job-file directory (bind mode) and returns the previous run's, if
+    /// it was recorded and differs: a crashed run leaves files there.
+    pub(crate) fn swap_job_files_dir(&self, current: Option<&Path>) -> anyhow::Result<Option<PathBuf>> {
+        let path = self.dir.join("job_files_dir");
+        let previous = std::fs::read_to_string(&path).ok().map(|s| s.trim().to_string()).filter(|s| !s.is_empty());
+        let current = current.map(|p| p.to_string_lossy().into_owned()).unwrap_or_default();
+        std::fs::write(&path, &current).with_context(|| format!("writing {}", path.display()))?;
+        // Only ever a directory this code made (`gostint-XXXXXX`).
+        let ours = |p: &PathBuf| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("gostint-"));
+        Ok(previous.filter(|p| *p != current).map(PathBuf::from).filter(ours))
+    }
 }
 
 #[cfg(test)]
@@ -64,5 +76,14 @@ mod tests {
         drop(first);
         let second = NodeStateDir::lock(dir.path()).unwrap();
         assert_eq!(second.swap_node_id(&NodeId::new("b")).unwrap(), Some(NodeId::new("a")));
+        assert_eq!(second.swap_job_files_dir(Some(Path::new("/dev/shm/gostint-a"))).unwrap(), None);
+        assert_eq!(
+            second.swap_job_files_dir(Some(Path::new("/dev/shm/gostint-b"))).unwrap(),
+            Some(PathBuf::from("/dev/shm/gostint-a"))
+        );
+        assert_eq!(second.swap_job_files_dir(None).unwrap(), Some(PathBuf::from("/dev/shm/gostint-b")));
+        assert_eq!(second.swap_job_files_dir(None).unwrap(), None);
+        assert_eq!(second.swap_job_files_dir(Some(Path::new("/etc"))).unwrap(), None);
+        assert_eq!(second.swap_job_files_dir(None).unwrap(), None, "never a directory it did not make");
     }
 }

@@ -8,6 +8,8 @@
 #![warn(missing_docs)]
 
 mod dispatcher;
+mod job_files;
 pub mod pipeline;
 
 pub use dispatcher::{NodeState, Worker, WorkerConfig};
+pub use job_files::{ImageFiles, JobDir, JobFiles};

@@ -14,6 +14,8 @@ use gostint_core::{
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::job_files::{ImageFiles, JobDir, JobFiles};
+
 /// What the pipeline needs besides the ports.
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
@@ -50,6 +52,8 @@ pub struct Ports {
     pub vault: Arc<dyn JobVault>,
     /// Prometheus metrics.
     pub metrics: gostint_metrics::Metrics,
+    /// How job files reach containers, and what is known of each image.
+    pub files: Arc<JobFiles>,
 }
 
 const ALERT_UNWRAP: &str = "Request failed to unwrap the token to retrieve the SecretID - POSSIBLE SECURITY/INTERCEPTION ALERT!!!: THIS REQUEST MAY HAVE BEEN TAMPERED WITH, error: ";
@@ -59,6 +63,8 @@ const ALERT_UNWRAP: &str = "Request failed to unwrap the token to retrieve the S
 struct Leftovers {
     container_id: Option<String>,
     job_token: Option<String>,
+    /// Bound files not yet removed (they go as soon as the container has started).
+    job_dir: Option<JobDir>,
 }
 
 /// The message a job gets when its node shuts down under it (SIGTERM past the drain limit).
@@ -71,6 +77,7 @@ pub const SHUTDOWN_KILLED: &str = "gostint node shutting down: job killed";
 pub async fn run_job(ports: &Ports, cfg: &PipelineConfig, job: JobRecord, abort: &CancellationToken) {
     let mut left = Leftovers::default();
     let outcome = execute(ports, cfg, &job, &mut left, abort).await;
+    drop(left.job_dir.take());
     // The container has exited: record first, so the requestor and the queue's next job do
     // not wait for the clean-up (SPEC.md §5.3: record → remove container → revoke token).
     record(ports, cfg, &job, outcome).await;
@@ -190,55 +197,76 @@ async fn execute(
         Err(e) => return failed(e.to_string()),
     };
 
-    // `Always` pulls first. `IfNotPresent` tries the create straight away (the image is
-    // nearly always there) and pulls only when the engine says it is missing: one engine
-    // call less per job than inspecting first.
-    if resolved.pull_policy == PullPolicy::Always {
-        if let Err(e) = ports.runtime.ensure_image(&resolved.image, resolved.pull_policy).await {
-            return failed(e.to_string());
-        }
-    }
-
-    // Create and record the container.
-    let spec = container_spec(cfg, job, &resolved, &token);
-    let container_id = match ports.runtime.create(&spec).await {
+    // The image's id: files read from it once stay true for every job that uses it.
+    let image_id = match local_image(ports, &resolved).await {
         Ok(id) => id,
-        Err(e) if e.kind == RuntimeErrorKind::ImageMissing => {
-            if let Err(e) = ports.runtime.ensure_image(&resolved.image, resolved.pull_policy).await {
-                return failed(e.to_string());
+        Err(o) => return o,
+    };
+    let known = ports.files.image(&image_id);
+    let mut spec = container_spec(cfg, job, &resolved, &token, &image_id);
+    let secrets_path = format!("/{}", resolved.secret_file_type.path());
+
+    // With the image's files known, the secrets are read before the create and bound into
+    // the container; otherwise (first job of an image, content to copy, copy mode) the
+    // container is created first and its files read, then everything is copied in.
+    let bound = match known.clone() {
+        Some(img) if ports.files.binding() && resolved.content.is_none() => Some(img),
+        _ => None,
+    };
+    let (container_id, to_copy) = if let Some(img) = bound {
+        let files = match job_files(ports, cfg, &token, &resolved, &img).await {
+            Ok(f) => f,
+            Err(o) => return o,
+        };
+        match ports.files.write(&job.id, &[(&secrets_path, &files.0), ("/etc/passwd", &files.1)]) {
+            Ok(dir) => {
+                spec.files = dir.as_ref().map(|d| d.binds.clone()).unwrap_or_default();
+                left.job_dir = dir;
             }
-            match ports.runtime.create(&spec).await {
-                Ok(id) => id,
-                Err(e) => return failed(e.to_string()),
-            }
+            Err(e) => return failed(format!("Run container failed: writing the job's files: {e}")),
         }
-        Err(e) => return failed(e.to_string()),
+        match ports.runtime.create(&spec).await {
+            Ok(id) => (id, None),
+            Err(e) if matches!(e.kind, RuntimeErrorKind::Other) => {
+                // Perhaps the engine cannot see the directory: the same create without binds.
+                spec.files.clear();
+                left.job_dir = None;
+                match ports.runtime.create(&spec).await {
+                    Ok(id) => {
+                        ports.files.stop_binding(&e.message);
+                        (id, Some(files))
+                    }
+                    Err(e) => return failed(e.to_string()),
+                }
+            }
+            Err(e) => return failed(e.to_string()),
+        }
+    } else {
+        let id = match ports.runtime.create(&spec).await {
+            Ok(id) => id,
+            Err(e) => return failed(e.to_string()),
+        };
+        left.container_id = Some(id.clone());
+        let img = match known {
+            Some(img) => img,
+            None => match read_image_files(ports, &id, &image_id).await {
+                Ok(img) => img,
+                Err(o) => return o,
+            },
+        };
+        let files = match job_files(ports, cfg, &token, &resolved, &img).await {
+            Ok(f) => f,
+            Err(o) => return o,
+        };
+        (id, Some(files))
     };
     left.container_id = Some(container_id.clone());
-    if let Err(e) = ports.store.set_container(&job.id, &spec.image, &container_id).await {
+    if let Err(e) = ports.store.set_container(&job.id, &resolved.image.to_string(), &container_id).await {
         warn!(job_id = %job.id, error = %e, "could not record the container id");
     }
 
-    // The image's own metadata, then the secrets.
-    let image_refs = match ports.runtime.read_file(&container_id, "/gostint_image.yml").await {
-        Ok(None) => Vec::new(),
-        Ok(Some(bytes)) => match parse_metadata(&String::from_utf8_lossy(&bytes)) {
-            Ok(m) => m.secret_refs,
-            Err(e) => return failed(format!("Failed parsing yaml in gostint_image.yml: {e}")),
-        },
-        Err(e) => return failed(format!("Failed gostint_image.yml extraction tar: {e}")),
-    };
-    let refs = match resolved.secret_refs(&image_refs) {
-        Ok(r) => r,
-        Err(e) => return failed(e.to_string()),
-    };
-    let secrets = match read_secrets(ports, cfg, &token, &refs, resolved.cont_on_warnings).await {
-        Ok(s) => s,
-        Err(o) => return o,
-    };
-
     // Copy content, secrets file and passwd entry in.
-    if let Err(msg) = copy_in(ports, &container_id, &resolved, &secrets).await {
+    if let Err(msg) = copy_in(ports, &container_id, &resolved, to_copy.as_ref()).await {
         return failed(format!("Run container failed: {msg}"));
     }
 
@@ -250,7 +278,61 @@ async fn execute(
         return failed(SHUTDOWN_KILLED);
     }
 
-    run_container(ports, cfg, job, &container_id, resolved.tty, abort).await
+    run_container(ports, cfg, job, &container_id, resolved.tty, &mut left.job_dir, abort).await
+}
+
+/// The engine's id of the job's image, pulled first when the policy says so (`Always`) or
+/// when the engine does not have it (`IfNotPresent`).
+async fn local_image(ports: &Ports, r: &ResolvedJob) -> Result<String, Outcome> {
+    let name = r.image.to_string();
+    if r.pull_policy == PullPolicy::Always {
+        ports.runtime.ensure_image(&r.image, r.pull_policy).await.map_err(|e| failed(e.to_string()))?;
+    }
+    if let Some(id) = ports.runtime.image_id(&name).await.map_err(|e| failed(e.to_string()))? {
+        return Ok(id);
+    }
+    ports.runtime.ensure_image(&r.image, r.pull_policy).await.map_err(|e| failed(e.to_string()))?;
+    match ports.runtime.image_id(&name).await.map_err(|e| failed(e.to_string()))? {
+        Some(id) => Ok(id),
+        None => Err(failed(format!("image {name} is not on the engine after its pull"))),
+    }
+}
+
+/// `/gostint_image.yml` and `/etc/passwd` of a created (not started) container of image
+/// `image_id`, remembered for the image's next jobs.
+async fn read_image_files(ports: &Ports, container_id: &str, image_id: &str) -> Result<Arc<ImageFiles>, Outcome> {
+    let gostint_image = ports
+        .runtime
+        .read_file(container_id, "/gostint_image.yml")
+        .await
+        .map_err(|e| failed(format!("Failed gostint_image.yml extraction tar: {e}")))?;
+    let passwd = ports
+        .runtime
+        .read_file(container_id, "/etc/passwd")
+        .await
+        .map_err(|e| failed(format!("Run container failed: {e}")))?;
+    Ok(ports.files.remember(image_id, ImageFiles { gostint_image, passwd }))
+}
+
+/// The secrets file (refs merged with the image's own, read from Vault with the job token)
+/// and the patched passwd, as the container will see them.
+async fn job_files(
+    ports: &Ports,
+    cfg: &PipelineConfig,
+    token: &str,
+    resolved: &ResolvedJob,
+    img: &ImageFiles,
+) -> Result<(Vec<u8>, Vec<u8>), Outcome> {
+    let image_refs = match &img.gostint_image {
+        None => Vec::new(),
+        Some(bytes) => match parse_metadata(&String::from_utf8_lossy(bytes)) {
+            Ok(m) => m.secret_refs,
+            Err(e) => return Err(failed(format!("Failed parsing yaml in gostint_image.yml: {e}"))),
+        },
+    };
+    let refs = resolved.secret_refs(&image_refs).map_err(|e| failed(e.to_string()))?;
+    let secrets = read_secrets(ports, cfg, token, &refs, resolved.cont_on_warnings).await?;
+    Ok((render_secrets(&secrets, resolved.secret_file_type), patch_passwd(img.passwd.as_deref())))
 }
 
 async fn login(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord) -> Result<String, Outcome> {
@@ -306,7 +388,13 @@ async fn decrypt_payload(
     Ok(def)
 }
 
-fn container_spec(cfg: &PipelineConfig, job: &JobRecord, r: &ResolvedJob, token: &str) -> ContainerSpec {
+fn container_spec(
+    cfg: &PipelineConfig,
+    job: &JobRecord,
+    r: &ResolvedJob,
+    token: &str,
+    image_id: &str,
+) -> ContainerSpec {
     let mut env = r.env_vars.clone();
     env.push(format!("VAULT_ADDR={}", cfg.vault_addr));
     env.push(format!("VAULT_CACERT={}", cfg.vault_cacert.as_deref().unwrap_or("")));
@@ -314,7 +402,8 @@ fn container_spec(cfg: &PipelineConfig, job: &JobRecord, r: &ResolvedJob, token:
         env.push(format!("VAULT_TOKEN={token}"));
     }
     ContainerSpec {
-        image: r.image.to_string(),
+        // The id, not the name: the files read from the image are the container's.
+        image: image_id.to_string(),
         entrypoint: r.entrypoint.clone(),
         cmd: r.run.clone(),
         working_dir: r.working_directory.clone(),
@@ -323,6 +412,7 @@ fn container_spec(cfg: &PipelineConfig, job: &JobRecord, r: &ResolvedJob, token:
         user: "2001:2001".into(),
         labels: vec![("gostint.job_id".into(), job.id.to_string()), ("gostint.node_uuid".into(), cfg.node.to_string())],
         ca_bind: cfg.vault_cacert.clone(),
+        files: Vec::new(),
     }
 }
 
@@ -384,17 +474,16 @@ async fn copy_in(
     ports: &Ports,
     container_id: &str,
     r: &ResolvedJob,
-    secrets: &BTreeMap<String, String>,
+    files: Option<&(Vec<u8>, Vec<u8>)>,
 ) -> Result<(), String> {
     if let Some(content) = &r.content {
         ports.runtime.put_archive(container_id, content.clone()).await.map_err(|e| e.to_string())?;
     }
     // The secrets file and the patched passwd go in one engine call.
-    let file = render_secrets(secrets, r.secret_file_type);
-    let passwd = ports.runtime.read_file(container_id, "/etc/passwd").await.map_err(|e| e.to_string())?;
-    let patched = patch_passwd(passwd.as_deref());
-    let tar = files_tar(&[(r.secret_file_type.path(), &file, 0o444), ("etc/passwd", &patched, 0o444)], 0, 0);
-    ports.runtime.put_archive(container_id, tar).await.map_err(|e| e.to_string())?;
+    if let Some((secrets, passwd)) = files {
+        let tar = files_tar(&[(r.secret_file_type.path(), secrets, 0o444), ("etc/passwd", passwd, 0o444)], 0, 0);
+        ports.runtime.put_archive(container_id, tar).await.map_err(|e| e.to_string())?;
+    }
     Ok(())
 }
 
@@ -404,11 +493,14 @@ async fn run_container(
     job: &JobRecord,
     container_id: &str,
     tty: bool,
+    job_dir: &mut Option<JobDir>,
     abort: &CancellationToken,
 ) -> Outcome {
     if let Err(e) = ports.runtime.start(container_id).await {
         return failed(format!("Run container failed: {e}"));
     }
+    // The mounts hold the bound files open: their names on the host can go now.
+    drop(job_dir.take());
     info!(job_id = %job.id, container_id, "container started");
     enum Ended {
         Exited(Result<i64, gostint_core::RuntimeError>),

@@ -64,6 +64,9 @@ impl ContainerRuntime for DownRuntime {
     async fn create(&self, _: &ContainerSpec) -> Result<String, RuntimeError> {
         Err(down())
     }
+    async fn image_id(&self, _: &str) -> Result<Option<String>, RuntimeError> {
+        Err(down())
+    }
     async fn read_file(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, RuntimeError> {
         Err(down())
     }

@@ -102,3 +102,31 @@ async fn file_calls_on_a_missing_container_are_not_found() {
     assert!(read.message.contains("No such container"), "{}", read.message);
     assert_eq!(put.kind, RuntimeErrorKind::NotFound);
 }
+
+#[tokio::test]
+async fn image_id_names_the_local_image_or_none() {
+    let Some(h) = harness().await else { return };
+    let id = h.rt.image_id(crate::IMAGE).await.unwrap().expect("fixture image");
+    assert!(id.starts_with("sha256:"), "{id}");
+    assert_eq!(h.rt.image_id(&id).await.unwrap().as_deref(), Some(id.as_str()), "an id names itself");
+    assert_eq!(h.rt.image_id("gostint-test/does-not-exist:1").await.unwrap(), None);
+}
+
+#[tokio::test]
+async fn bound_files_are_read_only_and_a_source_the_engine_lacks_is_refused() {
+    let Some(h) = harness().await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let host = dir.path().join("f0");
+    std::fs::write(&host, "bound secret\n").unwrap();
+    let mut spec = h.spec(&["sh", "-c", "cat /secrets.yml; echo x > /secrets.yml || echo refused"]);
+    spec.user = "2001:2001".into();
+    spec.files =
+        vec![gostint_core::BindFile { host: host.to_string_lossy().into_owned(), container: "/secrets.yml".into() }];
+    let (code, logs) = h.run(&spec).await;
+    assert_eq!((code, s(&logs.stdout).as_str()), (0, "bound secret\nrefused\n"), "{}", s(&logs.stderr));
+
+    spec.files[0].host = dir.path().join("absent").to_string_lossy().into_owned();
+    let e = h.rt.create(&spec).await.unwrap_err();
+    assert_eq!(e.kind, RuntimeErrorKind::Other, "{e}");
+    assert!(e.message.contains("absent"), "the engine's message names the path: {e}");
+}

@@ -238,3 +238,96 @@ async fn a_job_timeout_stops_the_container() {
     assert_eq!(j["output"], "started\n\njob timed out after 1s", "{j}");
     app.stop().await;
 }
+
+/// `docker inspect -f <format> <id>`, trimmed.
+fn inspect(id: &str, format: &str) -> String {
+    let out = std::process::Command::new("docker").args(["inspect", "-f", format, id]).output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Files of the node's job-file directory (`gostint-*` under `base`), recursively.
+fn files_under(base: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![base.to_path_buf()];
+    while let Some(d) = todo.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                todo.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn job_files_are_bound_read_only_from_the_node_directory_and_unlinked_once_started_or_copied_in() {
+    let base = tempfile::tempdir().unwrap();
+    let base_s = base.path().to_string_lossy().into_owned();
+    let run = "cat /secrets.yml; grep gostint /etc/passwd; ls -ln /secrets.yml | cut -c1-10; sleep 2";
+    let mut outputs = Vec::new();
+    for mode in ["bind", "copy"] {
+        let Some(app) =
+            spawn_app_with(&[("GOSTINT_JOB_FILES", mode), ("GOSTINT_JOB_FILES_DIR", base_s.as_str())]).await
+        else {
+            return;
+        };
+        let token = app.req.token(None, &["default"]).await;
+        // Twice: the first job of an image reads its files from the container, the next
+        // ones know them (and, binding, read the secrets before the create).
+        for round in 0..2 {
+            let id = app
+                .submit(
+                    &token,
+                    json!({"container_image": app.svc.image, "run": ["sh", "-c", run],
+                           "secret_refs": ["v1@secret/my-secret.my-value"]}),
+                )
+                .await;
+            let job = app.wait_status(&token, &id, "running").await;
+            let mut cid = job["container_id"].as_str().unwrap_or_default().to_string();
+            for _ in 0..100 {
+                if !cid.is_empty() && inspect(&cid, "{{.State.Running}}") == "true" {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                let (_, j) = app.get(Some(&token), &format!("/v1/api/job/{id}")).await;
+                cid = j["container_id"].as_str().unwrap_or_default().to_string();
+            }
+            let mounts = inspect(&cid, "{{range .Mounts}}{{.Type}} {{.Source}} {{.Destination}} {{.RW}};{{end}}");
+            if mode == "bind" && round == 1 {
+                assert!(mounts.contains(" /secrets.yml false;") && mounts.contains(" /etc/passwd false;"), "{mounts}");
+                assert!(mounts.contains(&format!("bind {base_s}/gostint-")), "from the node's directory: {mounts}");
+            } else {
+                assert_eq!(mounts, "", "{mode}, round {round}: nothing bound");
+            }
+            // Gone once the engine has answered the start (a moment after it shows running).
+            let mut left = files_under(base.path());
+            for _ in 0..40 {
+                if left.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(25)).await;
+                left = files_under(base.path());
+            }
+            assert_eq!(left, Vec::<std::path::PathBuf>::new(), "no job file left once started");
+            let job = app.wait(&token, &id).await;
+            assert_eq!(job["status"], "success", "{job}");
+            outputs.push(job["output"].as_str().unwrap().replace(&job_token_line(&job), ""));
+        }
+        app.stop().await;
+    }
+    let want = "---\n# gostint vault secrets injected:\nTOKEN: \nv1: s3cr3t-v1\n\
+                gostint:x:2001:2001:gostint:/tmp:/bin/sh\n-r--r--r--\n";
+    for (i, out) in outputs.iter().enumerate() {
+        assert_eq!(out, want, "run {i}: the container sees the same files either way");
+    }
+    let left: Vec<_> = std::fs::read_dir(base.path()).unwrap().flatten().map(|e| e.path()).collect();
+    assert!(left.is_empty(), "each node's directory goes with the node: {left:?}");
+}
+
+/// The job token in a secrets file's `TOKEN: …` line (differs per job).
+fn job_token_line(job: &serde_json::Value) -> String {
+    let out = job["output"].as_str().unwrap_or_default();
+    out.lines().find_map(|l| l.strip_prefix("TOKEN: ")).unwrap_or_default().to_string()
+}

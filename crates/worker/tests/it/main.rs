@@ -9,7 +9,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use gostint_core::*;
 use gostint_worker::pipeline::{PipelineConfig, Ports};
-use gostint_worker::{NodeState, Worker, WorkerConfig};
+use gostint_worker::{JobFiles, NodeState, Worker, WorkerConfig};
 use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -41,10 +41,15 @@ impl JobVault for FakeVault {
     }
 }
 
-/// Panics in `create` for images named `panic/...`; fails `wait` for `broken/...`.
+/// Panics in `create` for images named `panic/...`; fails `wait` for `broken/...`; with
+/// `refuse_binds`, refuses creates that bind files, as an engine that cannot see the node's
+/// job-file directory does.
 #[derive(Default)]
 struct FaultyRuntime {
     removed: AtomicUsize,
+    refuse_binds: bool,
+    bound: AtomicUsize,
+    archives: AtomicUsize,
 }
 
 #[async_trait]
@@ -54,12 +59,29 @@ impl ContainerRuntime for FaultyRuntime {
     }
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
         assert!(!spec.image.starts_with("panic/"), "injected pipeline bug");
+        if !spec.files.is_empty() {
+            self.bound.fetch_add(1, Ordering::SeqCst);
+            if self.refuse_binds {
+                return Err(RuntimeError::new(
+                    RuntimeErrorKind::Other,
+                    format!(
+                        "invalid mount config for type \"bind\": bind source path does not exist: {}",
+                        spec.files[0].host
+                    ),
+                ));
+            }
+        }
         Ok(spec.image.clone())
+    }
+    async fn image_id(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        // The id is the name, so that the faults above still see it.
+        Ok(Some(image.to_string()))
     }
     async fn read_file(&self, _: &str, _: &str) -> Result<Option<Vec<u8>>, RuntimeError> {
         Ok(None)
     }
     async fn put_archive(&self, _: &str, _: Vec<u8>) -> Result<(), RuntimeError> {
+        self.archives.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
     async fn start(&self, _: &str) -> Result<(), RuntimeError> {
@@ -113,56 +135,111 @@ async fn wait_final(store: &dyn JobStore, id: &JobId) -> JobRecord {
     panic!("job {id} never ended");
 }
 
+struct Harness {
+    store: Arc<dyn JobStore>,
+    worker: Arc<Worker>,
+    files: Arc<JobFiles>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    /// A worker with one slot on the real SQLite store, binding job files in a temp dir.
+    async fn start(runtime: Arc<FaultyRuntime>) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store: Arc<dyn JobStore> =
+            Arc::new(gostint_store_sqlite::SqliteJobStore::open_in(dir.path()).await.unwrap());
+        let files = Arc::new(JobFiles::bind_in(dir.path()).unwrap());
+        let ports = Ports {
+            store: store.clone(),
+            runtime,
+            vault: Arc::new(FakeVault),
+            metrics: gostint_metrics::Metrics::new(),
+            files: files.clone(),
+        };
+        let cfg = WorkerConfig {
+            pipeline: PipelineConfig {
+                node: NodeId::new("n1"),
+                role_id: "rid".into(),
+                role_name: None,
+                vault_addr: "http://vault".into(),
+                vault_cacert: None,
+                inject_token: true,
+                max_output: 1 << 20,
+                job_timeout: None,
+                kill_grace: Duration::from_secs(1),
+                max_content_unpacked: 1 << 20,
+            },
+            max_running: 1,
+            sweep: Duration::from_secs(1),
+            kill_period: Duration::from_secs(5),
+        };
+        let worker = Worker::new(ports, cfg, Arc::new(NodeState::default()));
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(worker.clone().run(cancel.clone(), tracker.clone()));
+        Self { store, worker, files, cancel, tracker, _dir: dir }
+    }
+
+    async fn run(&self, j: &NewJob) -> JobRecord {
+        self.store.enqueue(j.clone()).await.unwrap();
+        NodeControl::wake(self.worker.as_ref());
+        wait_final(self.store.as_ref(), &j.id).await
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
 #[tokio::test]
 async fn a_panicking_pipeline_fails_the_job_and_frees_its_queue_and_slot() {
-    let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn JobStore> = Arc::new(gostint_store_sqlite::SqliteJobStore::open_in(dir.path()).await.unwrap());
     let runtime = Arc::new(FaultyRuntime::default());
-    let ports = Ports {
-        store: store.clone(),
-        runtime: runtime.clone(),
-        vault: Arc::new(FakeVault),
-        metrics: gostint_metrics::Metrics::new(),
-    };
-    let node = NodeId::new("n1");
-    let cfg = WorkerConfig {
-        pipeline: PipelineConfig {
-            node: node.clone(),
-            role_id: "rid".into(),
-            role_name: None,
-            vault_addr: "http://vault".into(),
-            vault_cacert: None,
-            inject_token: true,
-            max_output: 1 << 20,
-            job_timeout: None,
-            kill_grace: Duration::from_secs(1),
-            max_content_unpacked: 1 << 20,
-        },
-        max_running: 1,
-        sweep: Duration::from_secs(1),
-        kill_period: Duration::from_secs(5),
-    };
-    let worker = Worker::new(ports, cfg, Arc::new(NodeState::default()));
-    let cancel = CancellationToken::new();
-    let tracker = TaskTracker::new();
-    tracker.spawn(worker.clone().run(cancel.clone(), tracker.clone()));
-
+    let h = Harness::start(runtime.clone()).await;
     let bad = job("panic/img");
     let broken = job("broken/img");
     let good = job("ok/img");
     for j in [&bad, &broken, &good] {
-        store.enqueue(j.clone()).await.unwrap();
-        NodeControl::wake(worker.as_ref());
+        h.store.enqueue(j.clone()).await.unwrap();
+        NodeControl::wake(h.worker.as_ref());
     }
-    let b = wait_final(store.as_ref(), &bad.id).await;
+    let b = wait_final(h.store.as_ref(), &bad.id).await;
     assert_eq!((b.status, b.output.as_str()), (JobStatus::Failed, "gostint internal error while running the job"));
-    let e = wait_final(store.as_ref(), &broken.id).await;
+    let e = wait_final(h.store.as_ref(), &broken.id).await;
     assert_eq!((e.status, e.output.as_str()), (JobStatus::Failed, "Run container failed: engine went away"));
-    let g = wait_final(store.as_ref(), &good.id).await;
+    let g = wait_final(h.store.as_ref(), &good.id).await;
     assert_eq!((g.status, g.output.as_str()), (JobStatus::Success, "ok\n"), "the queue and the only slot moved on");
-    assert_eq!(worker.running(), 0);
+    assert_eq!(h.worker.running(), 0);
     assert!(runtime.removed.load(Ordering::SeqCst) >= 2, "containers removed on failure paths too");
-    cancel.cancel();
-    tracker.close();
-    tracker.wait().await;
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn an_engine_that_cannot_bind_the_job_files_gets_them_copied_for_good() {
+    // An engine that sees the directory: the first job of an image is copied (its files are
+    // read from the container), the next ones are bound.
+    let runtime = Arc::new(FaultyRuntime::default());
+    let h = Harness::start(runtime.clone()).await;
+    for _ in 0..3 {
+        assert_eq!(h.run(&job("ok/img")).await.status, JobStatus::Success);
+    }
+    assert_eq!((runtime.archives.load(Ordering::SeqCst), runtime.bound.load(Ordering::SeqCst)), (1, 2));
+    assert!(h.files.binding());
+    h.stop().await;
+
+    // One that does not: the refused create is made again without binds, the job succeeds,
+    // and the node copies from then on without trying again.
+    let runtime = Arc::new(FaultyRuntime { refuse_binds: true, ..Default::default() });
+    let h = Harness::start(runtime.clone()).await;
+    for _ in 0..3 {
+        let j = h.run(&job("ok/img")).await;
+        assert_eq!((j.status, j.output.as_str()), (JobStatus::Success, "ok\n"));
+    }
+    assert_eq!(runtime.bound.load(Ordering::SeqCst), 1, "one refused bind, then none tried");
+    assert_eq!(runtime.archives.load(Ordering::SeqCst), 3, "every job's files copied in");
+    assert!(!h.files.binding());
+    h.stop().await;
 }
