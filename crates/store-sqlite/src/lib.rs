@@ -127,6 +127,8 @@ pub struct SqliteJobStore {
     writer: SqlitePool,
     /// Read-only connections; WAL lets them read while the writer writes.
     readers: SqlitePool,
+    /// Enqueues, committed in groups by [`group_commit`].
+    inserts: tokio::sync::mpsc::Sender<PendingInsert>,
     path: PathBuf,
     _lock: ProcessLock,
 }
@@ -167,9 +169,12 @@ impl SqliteJobStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(BUSY_TIMEOUT)
             .foreign_keys(true);
+        // No ping before each use: the connections are in-process, a ping is one more
+        // round trip to sqlx's connection thread per statement and can find nothing.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             // A claim burst may queue many callers behind the one writer.
             .acquire_timeout(Duration::from_secs(60))
             .connect_with(options.clone())
@@ -178,11 +183,14 @@ impl SqliteJobStore {
         MIGRATOR.run(&writer).await.map_err(|e| db_err(Box::new(e)))?;
         let readers = SqlitePoolOptions::new()
             .max_connections(READERS)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true))
             .await
             .map_err(|e| db_err(Box::new(e)))?;
+        let (inserts, queue) = tokio::sync::mpsc::channel(INSERT_QUEUE);
+        tokio::spawn(group_commit(writer.clone(), queue));
         tracing::debug!(path = %path.display(), "SQLite job store open");
-        Ok(Self { writer, readers, path: path.to_path_buf(), _lock: lock })
+        Ok(Self { writer, readers, inserts, path: path.to_path_buf(), _lock: lock })
     }
 
     /// The database file.
@@ -387,28 +395,101 @@ fn records(rows: Vec<JobRow>) -> Result<Vec<JobRecord>, StoreError> {
 
 // ---------------------------------------------------------------- the port
 
+/// Enqueues waiting for the writer at once (at most this many) commit in one transaction.
+const MAX_GROUP: usize = 64;
+/// Enqueues that may wait for the group-commit task before callers wait to hand theirs over.
+const INSERT_QUEUE: usize = 1024;
+
+/// A job's row as `enqueue` writes it.
+struct InsertRow {
+    id: String,
+    qname: String,
+    owner: String,
+    submitted: i64,
+    tty: bool,
+    image: String,
+    definition: String,
+    wrap_secret_id: String,
+    payload: Option<String>,
+}
+
+/// A row and who waits for its commit.
+type PendingInsert = (InsertRow, tokio::sync::oneshot::Sender<Result<(), sqlx::Error>>);
+
+fn insert(r: &InsertRow) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
+    sqlx::query(
+        "INSERT INTO jobs (id, qname, owner, status, submitted, tty, container_image, definition,
+                           wrap_secret_id, payload)
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9)",
+    )
+    .bind(&r.id)
+    .bind(&r.qname)
+    .bind(&r.owner)
+    .bind(r.submitted)
+    .bind(r.tty)
+    .bind(&r.image)
+    .bind(&r.definition)
+    .bind(&r.wrap_secret_id)
+    .bind(&r.payload)
+}
+
+async fn insert_group(writer: &SqlitePool, rows: &[PendingInsert]) -> Result<(), sqlx::Error> {
+    let mut tx = writer.begin().await?;
+    for (row, _) in rows {
+        insert(row).execute(&mut *tx).await?;
+    }
+    tx.commit().await
+}
+
+/// Group commit: whatever enqueues are waiting when the writer comes free go in one
+/// transaction, so a burst of POSTs costs one commit (and one trip to SQLite's thread per
+/// row) instead of a transaction each. A caller is answered only once its row is committed.
+/// If a group fails, its rows are tried one by one so that each caller gets its own answer
+/// (a duplicate id fails only its own POST). Ends when the store is dropped.
+async fn group_commit(writer: SqlitePool, mut queue: tokio::sync::mpsc::Receiver<PendingInsert>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        match insert_group(&writer, &group).await {
+            Ok(()) => group.drain(..).for_each(|(_, reply)| {
+                let _ = reply.send(Ok(()));
+            }),
+            Err(e) if group.len() == 1 => {
+                if let Some((_, reply)) = group.pop() {
+                    let _ = reply.send(Err(e));
+                }
+            }
+            Err(_) => {
+                for (row, reply) in group.drain(..) {
+                    let _ = reply.send(insert(&row).execute(&writer).await.map(|_| ()));
+                }
+            }
+        }
+    }
+    tracing::debug!("SQLite enqueue task ended");
+}
+
 #[async_trait]
 impl JobStore for SqliteJobStore {
     async fn enqueue(&self, job: NewJob) -> Result<(), StoreError> {
         let definition = serde_json::to_string(&job.definition).map_err(|e| StoreError::Backend(Box::new(e)))?;
-        sqlx::query(
-            "INSERT INTO jobs (id, qname, owner, status, submitted, tty, container_image, definition,
-                               wrap_secret_id, payload)
-             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9)",
-        )
-        .bind(job.id.to_hex())
-        .bind(&job.qname)
-        .bind(job.owner.as_str())
-        .bind(job.submitted.millis())
-        .bind(job.definition.tty)
-        .bind(&job.definition.container_image)
-        .bind(definition)
-        .bind(&job.wrap_secret_id)
-        .bind(&job.payload)
-        .execute(&self.writer)
-        .await
-        .map_err(backend)?;
-        Ok(())
+        let row = InsertRow {
+            id: job.id.to_hex(),
+            qname: job.qname,
+            owner: job.owner.as_str().to_string(),
+            submitted: job.submitted.millis(),
+            tty: job.definition.tty,
+            image: job.definition.container_image,
+            definition,
+            wrap_secret_id: job.wrap_secret_id,
+            payload: job.payload,
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || {
+            tracing::error!("the SQLite enqueue task has stopped");
+            StoreError::Backend("the SQLite enqueue task has stopped".into())
+        };
+        self.inserts.send((row, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?.map_err(backend)
     }
 
     /// One `UPDATE … RETURNING` on the writer (see `CLAIM`).

@@ -152,7 +152,17 @@ impl Worker {
                         let id = job.id;
                         // A bug in the pipeline must not strand the job `running` nor leak the
                         // slot: catch the panic and record the job failed.
-                        let run = std::panic::AssertUnwindSafe(run_job(&me.ports, &me.cfg.pipeline, job, &me.abort));
+                        // The queue is free once the outcome is stored: its next job (or
+                        // another queue's, if the cap allows) can be claimed during the
+                        // clean-up.
+                        let recorded = || me.wake();
+                        let run = std::panic::AssertUnwindSafe(run_job(
+                            &me.ports,
+                            &me.cfg.pipeline,
+                            job,
+                            &me.abort,
+                            recorded,
+                        ));
                         if futures::FutureExt::catch_unwind(run).await.is_err() {
                             error!(job_id = %id, "job pipeline panicked; recording the job failed");
                             let outcome = gostint_core::Outcome::message(
@@ -165,7 +175,7 @@ impl Worker {
                         }
                         me.running.fetch_sub(1, Ordering::SeqCst);
                         me.ports.metrics.jobs_running.dec();
-                        // The queue is free: its next job can start now.
+                        // The slot is free too.
                         me.wake();
                     }
                     .instrument(span),

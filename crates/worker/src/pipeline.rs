@@ -73,14 +73,22 @@ pub const SHUTDOWN_KILLED: &str = "gostint node shutting down: job killed";
 /// Runs one claimed job to its outcome and writes it; removes the container and revokes the
 /// job token on every path. Never panics on job input. When `abort` fires (the node is
 /// shutting down), a running container is stopped with the grace period and the job ends
-/// `failed` with [`SHUTDOWN_KILLED`].
-pub async fn run_job(ports: &Ports, cfg: &PipelineConfig, job: JobRecord, abort: &CancellationToken) {
+/// `failed` with [`SHUTDOWN_KILLED`]. `recorded` is called once the outcome is stored (the
+/// job's queue is free from then on), before the clean-up.
+pub async fn run_job(
+    ports: &Ports,
+    cfg: &PipelineConfig,
+    job: JobRecord,
+    abort: &CancellationToken,
+    recorded: impl FnOnce(),
+) {
     let mut left = Leftovers::default();
     let outcome = execute(ports, cfg, &job, &mut left, abort).await;
     drop(left.job_dir.take());
     // The container has exited: record first, so the requestor and the queue's next job do
     // not wait for the clean-up (SPEC.md §5.3: record → remove container → revoke token).
     record(ports, cfg, &job, outcome).await;
+    recorded();
     if let Some(id) = &left.container_id {
         if let Err(e) = ports.runtime.remove(id).await {
             warn!(job_id = %job.id, container_id = %id, error = %e, "container removal failed");
