@@ -16,9 +16,11 @@ mod cpu;
 mod events;
 mod jobs;
 mod perf;
+mod pin;
 mod report;
 mod scale;
 mod sqlite_diag;
+mod stamps;
 mod submit;
 mod target;
 
@@ -119,6 +121,7 @@ async fn postgres(
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
+    stamps::install();
     let want = |n: u8| args.only.is_empty() || args.only.contains(&n);
     let svc = gostint_test_support::services().context("services missing: run scripts/services up")?;
     let (runs, par, repeats, pairs, subs) = if args.quick { (8, 20, 1, 8, 1000) } else { (30, 50, 2, 30, 5000) };

@@ -12,7 +12,7 @@ use gostint_core::{
     PullPolicy, ResolvedJob, RuntimeErrorKind, SecretRef, Timestamp,
 };
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{debug, info, warn};
 
 use crate::job_files::{ImageFiles, JobDir, JobFiles};
 
@@ -233,6 +233,7 @@ async fn execute(
             }
             Err(e) => return failed(format!("Run container failed: writing the job's files: {e}")),
         }
+        debug!(job_id = %job.id, bound = true, "creating the container");
         match ports.runtime.create(&spec).await {
             Ok(id) => (id, None),
             Err(e) if matches!(e.kind, RuntimeErrorKind::Other) => {
@@ -250,6 +251,7 @@ async fn execute(
             Err(e) => return failed(e.to_string()),
         }
     } else {
+        debug!(job_id = %job.id, bound = false, "creating the container");
         let id = match ports.runtime.create(&spec).await {
             Ok(id) => id,
             Err(e) => return failed(e.to_string()),
