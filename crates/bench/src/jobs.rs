@@ -117,8 +117,8 @@ pub(crate) async fn fig1(b: &InProcess, ev: &Events, runs: usize, rows: &mut Vec
                     gp.push("POST answered (TLS, lookup-self, insert)", posted - t0);
                     gp.push("submitted → claimed", st - sub);
                     if let Some(c) = ev.job(&id) {
-                        gp.push("claimed → container created (unwrap, login, create)", c.t("create") - st);
-                        gp.push("created → started (archive calls, kill re-read, start)", c.t("start") - c.t("create"));
+                        gp.push("claimed → container created (unwrap, login, image, create)", c.t("create") - st);
+                        gp.push("created → started (kill re-read, start)", c.t("start") - c.t("create"));
                         gp.push("started → died (the container runs `true`)", c.t("die") - c.t("start"));
                         gp.push("died → recorded (wait, logs, finish)", end - c.t("die"));
                         gp.push("recorded → seen by the poll (5 ms)", seen - end);
@@ -157,12 +157,15 @@ pub(crate) async fn fig1(b: &InProcess, ev: &Events, runs: usize, rows: &mut Vec
     Ok(())
 }
 
-/// The job path's engine and Vault calls one by one (what the pipeline does for a trivial
-/// plain-mode job), beside `docker run`'s. Diagnostic for figures 1 and 2.
+/// The job path's engine and Vault calls one by one, as the pipeline makes them for a
+/// trivial plain-mode job: bound files (the default, once the image is known) and the copy
+/// path (the first job of an image, jobs with content, `GOSTINT_JOB_FILES=copy`).
+/// Diagnostic for figures 1 and 2.
 pub(crate) async fn call_costs(b: &InProcess, n: usize) -> anyhow::Result<()> {
     println!("== 1b. the job path's calls timed one by one ({n} times; same engine and OpenBao)");
     let rt = gostint_runner_docker::DockerRuntime::connect().await.context("docker")?;
     let vault = &b.req.vault;
+    let dir = tempfile::tempdir()?;
     let mut t: BTreeMap<&'static str, Vec<f64>> = BTreeMap::new();
     macro_rules! time {
         ($name:expr, $e:expr) => {{
@@ -172,48 +175,69 @@ pub(crate) async fn call_costs(b: &InProcess, n: usize) -> anyhow::Result<()> {
             r
         }};
     }
-    for _ in 0..n {
+    for i in 0..n {
         let wrap = b.req.wrapped_secret_id().await;
         let data = time!("vault 1 unwrap", vault.unwrap(&wrap).await?);
         let secret_id = data.get("secret_id").and_then(|v| v.as_str()).context("secret_id")?.to_string();
         let token =
             time!("vault 2 approle login", vault.approle_login(&b.svc.role_id, &secret_id).await?).context("token")?;
         time!("vault 0 lookup-self (per API call)", vault.lookup_self(&b.t.token).await?);
-        let spec = ContainerSpec {
-            image: b.svc.image.clone(),
+        let image = time!("bind 1 image inspect", rt.image_id(&b.svc.image).await?).context("image")?;
+        let mut spec = ContainerSpec {
+            image: image.clone(),
             cmd: vec!["true".into()],
             user: "2001:2001".into(),
             env: vec![format!("VAULT_TOKEN={token}")],
             labels: vec![("gostint.bench".into(), uniq("calls"))],
             ..Default::default()
         };
-        let id = time!("engine 1 create", rt.create(&spec).await?);
-        time!(
-            "engine 2 archive GET /gostint_image.yml (404) + inspect",
-            rt.read_file(&id, "/gostint_image.yml").await?
-        );
-        let pw = time!("engine 3 archive GET /etc/passwd", rt.read_file(&id, "/etc/passwd").await?).unwrap_or_default();
+        // Bound files: written to a directory the engine sees, bound at create.
+        let job_dir = dir.path().join(format!("job{i}"));
+        std::fs::create_dir(&job_dir)?;
+        for (f, body) in [("f0", "---\n"), ("f1", "root:x:0:0::/:/bin/sh\n")] {
+            std::fs::write(job_dir.join(f), body)?;
+        }
+        spec.files = [("f0", "/secrets.yml"), ("f1", "/etc/passwd")]
+            .iter()
+            .map(|(f, c)| gostint_core::BindFile {
+                host: job_dir.join(f).to_string_lossy().into_owned(),
+                container: (*c).into(),
+            })
+            .collect();
+        let id = time!("bind 2 create (2 read-only binds)", rt.create(&spec).await?);
+        time!("bind 3 start", rt.start(&id).await?);
+        time!("bind 4 wait", rt.wait(&id).await?);
+        time!("bind 5 logs", rt.logs(&id, false, 1 << 20).await?);
+        time!("bind 6 remove", rt.remove(&id).await?);
+        // The copy path: files read from the created container, then copied in.
+        spec.files.clear();
+        let id = time!("copy 1 create", rt.create(&spec).await?);
+        time!("copy 2 archive GET /gostint_image.yml (404) + inspect", rt.read_file(&id, "/gostint_image.yml").await?);
+        let pw = time!("copy 3 archive GET /etc/passwd", rt.read_file(&id, "/etc/passwd").await?).unwrap_or_default();
         let tar =
             gostint_core::content::files_tar(&[("secrets.yml", b"---\n", 0o444), ("etc/passwd", &pw, 0o444)], 0, 0);
-        time!("engine 4 archive PUT (secrets + passwd)", rt.put_archive(&id, tar).await?);
-        time!("engine 5 start", rt.start(&id).await?);
-        time!("engine 6 wait", rt.wait(&id).await?);
-        time!("engine 7 logs", rt.logs(&id, false, 1 << 20).await?);
-        time!("engine 8 remove", rt.remove(&id).await?);
+        time!("copy 4 archive PUT (secrets + passwd)", rt.put_archive(&id, tar).await?);
+        time!("copy 5 start", rt.start(&id).await?);
+        time!("copy 6 wait", rt.wait(&id).await?);
+        time!("copy 7 remove", rt.remove(&id).await?);
         time!("vault 3 revoke-self", vault.revoke_self(&token).await?);
     }
-    let mut engine = 0.0;
-    let mut vault_sum = 0.0;
+    let (mut bind, mut copy, mut vault_sum) = (0.0, 0.0, 0.0);
     for (k, v) in &t {
         let m = median(v.clone());
-        if k.starts_with("engine") {
-            engine += m;
+        if k.starts_with("bind") {
+            bind += m;
+        } else if k.starts_with("copy") {
+            copy += m;
         } else if !k.contains("lookup") {
             vault_sum += m;
         }
         println!("     {k:<58} {m:>7.1} ms");
     }
-    println!("     sum of medians: engine {engine:.0} ms, vault (unwrap, login, revoke) {vault_sum:.0} ms");
+    println!(
+        "     sum of medians: engine, bound files {bind:.0} ms; engine, copy path {copy:.0} ms (logs not repeated); \
+         vault (unwrap, login, revoke) {vault_sum:.0} ms"
+    );
     Ok(())
 }
 
