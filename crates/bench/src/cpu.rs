@@ -153,7 +153,7 @@ impl Usage {
         let mut s = format!(
             "machine {:.2} of {} cores busy, {:.2} ms CPU/{unit}:",
             self.machine / self.wall.max(1e-9),
-            std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+            crate::pin::online_count(),
             self.machine * 1000.0 / per
         );
         for (k, v) in &self.groups {

@@ -49,7 +49,7 @@ struct Args {
 }
 
 fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = pin::online_count();
     let mem = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|m| m.lines().next().and_then(|l| l.split_whitespace().nth(1)).and_then(|kb| kb.parse::<f64>().ok()))
@@ -122,6 +122,12 @@ async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     let args = Args::parse();
     stamps::install();
+    // Every CPU for OpenBao and this process, whatever an interrupted run left behind.
+    for pid in pin::bao_pid().into_iter().chain([std::process::id()]) {
+        if let Err(e) = pin::unpin(pid) {
+            println!("warning: {e}");
+        }
+    }
     let want = |n: u8| args.only.is_empty() || args.only.contains(&n);
     let svc = gostint_test_support::services().context("services missing: run scripts/services up")?;
     let (runs, par, repeats, pairs, subs) = if args.quick { (8, 20, 1, 8, 1000) } else { (30, 50, 2, 30, 5000) };

@@ -18,6 +18,11 @@ fn taskset(cpus: &str, pid: u32) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Gives `pid` every online CPU (a run cut short may have left OpenBao pinned).
+pub(crate) fn unpin(pid: u32) -> anyhow::Result<()> {
+    taskset(&online(), pid)
+}
+
 /// Processes pinned to CPU lists; every one gets every CPU back on drop.
 pub(crate) struct Pins(Vec<u32>);
 
@@ -32,12 +37,31 @@ impl Pins {
     }
 }
 
+/// Every online CPU (`0-1`), whatever this process is pinned to now.
+pub(crate) fn online() -> String {
+    std::fs::read_to_string("/sys/devices/system/cpu/online")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "0".into())
+}
+
+/// How many CPUs are online (not this process's share of them).
+pub(crate) fn online_count() -> usize {
+    online()
+        .split(',')
+        .map(|r| match r.split_once('-') {
+            Some((a, b)) => b.parse::<usize>().unwrap_or(0).saturating_sub(a.parse().unwrap_or(0)) + 1,
+            None => 1,
+        })
+        .sum()
+}
+
 impl Drop for Pins {
     fn drop(&mut self) {
-        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let all = format!("0-{}", n.saturating_sub(1));
+        let all = online();
         for pid in &self.0 {
-            let _ = taskset(&all, *pid);
+            if let Err(e) = taskset(&all, *pid) {
+                eprintln!("could not give pid {pid} every CPU back: {e}");
+            }
         }
     }
 }

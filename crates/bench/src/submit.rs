@@ -180,7 +180,7 @@ pub(crate) async fn fig4(
 
     // The same with OpenBao on a core of its own, as when Vault has its own machine: then the
     // question is only whether gostint (with the client beside it) keeps up with OpenBao.
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let cores = crate::pin::online_count();
     let pinned = match bao_pid() {
         Some(bao) if cores >= 2 => {
             let last = format!("1-{}", cores - 1);
