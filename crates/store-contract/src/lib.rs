@@ -101,6 +101,7 @@ macro_rules! __with_every_check {
             enqueue_then_get_round_trips_every_field,
             get_of_a_missing_job_is_none,
             enqueue_refuses_a_duplicate_id,
+            concurrent_enqueues_all_commit_and_a_duplicate_fails_only_itself,
             claim_takes_the_head_of_every_free_queue,
             claim_is_fifo_per_queue_by_submitted_then_insertion,
             claim_takes_the_oldest_queue_heads_first_and_respects_max,
@@ -378,6 +379,41 @@ pub async fn enqueue_refuses_a_duplicate_id(s: Subject) {
     assert!(s.store.enqueue(again).await.is_err(), "duplicate id accepted");
     let rec = get(&s, &job.id).await;
     assert_eq!((rec.qname.as_str(), rec.owner), ("q", alice()));
+}
+
+/// Concurrent enqueues (a burst of POSTs; stores may commit them together) each get their own
+/// answer: every fresh id is stored with its own fields, every repeated id refused.
+pub async fn concurrent_enqueues_all_commit_and_a_duplicate_fails_only_itself(s: Subject) {
+    let jobs: Vec<NewJob> = (0..200).map(|i| new_job(&format!("burst-{}", i % 7), &alice(), at(i))).collect();
+    let mut tasks = Vec::new();
+    for (i, job) in jobs.iter().enumerate() {
+        let store = s.store.clone();
+        let job = job.clone();
+        tasks.push(tokio::spawn(async move { (i, store.enqueue(job).await.is_ok()) }));
+        if i % 10 == 0 {
+            // The same id again, in the same burst, under another queue and owner.
+            let store = s.store.clone();
+            let mut again = new_job("burst-dup", &bob(), at(i as i64));
+            again.id = jobs[i].id;
+            tasks.push(tokio::spawn(async move { (usize::MAX, store.enqueue(again).await.is_ok()) }));
+        }
+    }
+    let mut stored = 0;
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.expect("enqueue task") {
+            (_, true) => stored += 1,
+            (_, false) => refused += 1,
+        }
+    }
+    assert_eq!((stored, refused), (200, 20), "each id stored once, each repeat refused");
+    for job in &jobs {
+        let rec = get(&s, &job.id).await;
+        assert_eq!(rec.submitted, job.submitted, "{}", job.id);
+        assert!(rec.qname == job.qname || rec.qname == "burst-dup", "{}: {}", job.id, rec.qname);
+    }
+    let (_, total) = s.store.list(Visibility::All, 0, 1).await.expect("list");
+    assert_eq!(total, 200);
 }
 
 // ---------------------------------------------------------------- claim

@@ -169,6 +169,8 @@ impl Shared {
 #[derive(Debug)]
 pub struct PgJobStore {
     shared: Arc<Shared>,
+    /// Enqueues, committed in groups by [`group_commit`].
+    inserts: tokio::sync::mpsc::Sender<PendingInsert>,
 }
 
 impl Drop for PgJobStore {
@@ -200,9 +202,10 @@ impl PgJobStore {
 
     pub(crate) fn from_backend(backend: Backend) -> Self {
         let (generation, _) = tokio::sync::watch::channel(0);
-        Self {
-            shared: Arc::new(Shared { backend: RwLock::new(backend), generation, closed: CancellationToken::new() }),
-        }
+        let shared = Arc::new(Shared { backend: RwLock::new(backend), generation, closed: CancellationToken::new() });
+        let (inserts, queue) = tokio::sync::mpsc::channel(INSERT_QUEUE);
+        tokio::spawn(group_commit(shared.clone(), queue));
+        Self { shared, inserts }
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -411,6 +414,95 @@ fn text(s: &str) -> Cow<'_, str> {
     }
 }
 
+/// Enqueues waiting at once (at most this many) go in one statement.
+const MAX_GROUP: usize = 64;
+/// Enqueues that may wait for the group-commit task before callers wait to hand theirs over.
+const INSERT_QUEUE: usize = 1024;
+
+/// A job's row as `enqueue` writes it.
+struct InsertRow {
+    id: String,
+    qname: String,
+    owner: String,
+    submitted: i64,
+    tty: bool,
+    image: String,
+    definition: String,
+    secrets: String,
+    wrap_secret_id: String,
+    payload: Option<String>,
+}
+
+/// A row and who waits for its commit.
+type PendingInsert = (InsertRow, tokio::sync::oneshot::Sender<Result<(), sqlx::Error>>);
+
+/// Every row of a group in one `INSERT … SELECT FROM UNNEST` (in the group's order), and one
+/// NOTIFY for them all.
+async fn insert_group(pool: &PgPool, rows: &[&InsertRow]) -> Result<(), sqlx::Error> {
+    fn col<T: Clone>(rows: &[&InsertRow], f: impl Fn(&InsertRow) -> T) -> Vec<T> {
+        rows.iter().map(|r| f(r)).collect()
+    }
+    sqlx::query(
+        "WITH ins AS (
+           INSERT INTO jobs (id, qname, owner, status, submitted, tty, container_image, definition,
+                             definition_secrets, wrap_secret_id, payload)
+           SELECT id, qname, owner, 'queued', submitted, tty, container_image, definition,
+                  definition_secrets, wrap_secret_id, payload
+             FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[],
+                         $8::text[], $9::text[], $10::text[])
+                  WITH ORDINALITY AS t(id, qname, owner, submitted, tty, container_image, definition,
+                                       definition_secrets, wrap_secret_id, payload, ord)
+            ORDER BY ord
+           RETURNING 1
+         )
+         SELECT pg_notify('gostint_events', 'claimable')::text FROM (SELECT 1 FROM ins LIMIT 1) AS any_row",
+    )
+    .bind(col(rows, |r| r.id.clone()))
+    .bind(col(rows, |r| r.qname.clone()))
+    .bind(col(rows, |r| r.owner.clone()))
+    .bind(col(rows, |r| r.submitted))
+    .bind(col(rows, |r| r.tty))
+    .bind(col(rows, |r| r.image.clone()))
+    .bind(col(rows, |r| r.definition.clone()))
+    .bind(col(rows, |r| r.secrets.clone()))
+    .bind(col(rows, |r| r.wrap_secret_id.clone()))
+    .bind(col(rows, |r| r.payload.clone()))
+    .fetch_all(pool)
+    .await
+    .map(|_| ())
+}
+
+/// Group commit: whatever enqueues are waiting when the previous group is done go in one
+/// statement (one transaction, one WAL flush, one NOTIFY), so a burst of POSTs costs the
+/// database one commit instead of one each. A caller is answered only once its row is
+/// committed. If a group fails, its rows are tried one by one so that each caller gets its
+/// own answer (a duplicate id fails only its own POST). Uses the pool in place at each
+/// group (credential rotation swaps it); ends when the store is dropped.
+async fn group_commit(shared: Arc<Shared>, mut queue: tokio::sync::mpsc::Receiver<PendingInsert>) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+        let pool = shared.backend().pool;
+        let rows: Vec<&InsertRow> = group.iter().map(|(r, _)| r).collect();
+        match insert_group(&pool, &rows).await {
+            Ok(()) => group.drain(..).for_each(|(_, reply)| {
+                let _ = reply.send(Ok(()));
+            }),
+            Err(e) if group.len() == 1 => {
+                if let Some((_, reply)) = group.pop() {
+                    let _ = reply.send(Err(e));
+                }
+            }
+            Err(_) => {
+                for (row, reply) in group.drain(..) {
+                    let pool = shared.backend().pool;
+                    let _ = reply.send(insert_group(&pool, &[&row]).await);
+                }
+            }
+        }
+    }
+    tracing::debug!("PostgreSQL enqueue task ended");
+}
+
 /// The definition fields a finished job must not keep, stored apart so that blanking them
 /// is one assignment.
 #[derive(Serialize, Deserialize)]
@@ -511,29 +603,25 @@ fn lost_claim_race(e: &sqlx::Error) -> bool {
 impl JobStore for PgJobStore {
     async fn enqueue(&self, job: NewJob) -> Result<(), StoreError> {
         let (definition, secrets) = split_definition(&job.definition)?;
-        sqlx::query(
-            "WITH ins AS (
-               INSERT INTO jobs (id, qname, owner, status, submitted, tty, container_image, definition,
-                                 definition_secrets, wrap_secret_id, payload)
-               VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $8, $9, $10)
-               RETURNING 1
-             )
-             SELECT pg_notify('gostint_events', 'claimable')::text FROM ins",
-        )
-        .bind(job.id.to_hex())
-        .bind(text(&job.qname))
-        .bind(text(job.owner.as_str()))
-        .bind(job.submitted.millis())
-        .bind(job.definition.tty)
-        .bind(text(&job.definition.container_image))
-        .bind(definition)
-        .bind(secrets)
-        .bind(text(&job.wrap_secret_id))
-        .bind(job.payload.as_deref().map(text))
-        .fetch_all(&self.pool())
-        .await
-        .map_err(backend)?;
-        Ok(())
+        let row = InsertRow {
+            id: job.id.to_hex(),
+            qname: text(&job.qname).into_owned(),
+            owner: text(job.owner.as_str()).into_owned(),
+            submitted: job.submitted.millis(),
+            tty: job.definition.tty,
+            image: text(&job.definition.container_image).into_owned(),
+            definition,
+            secrets,
+            wrap_secret_id: text(&job.wrap_secret_id).into_owned(),
+            payload: job.payload.as_deref().map(|p| text(p).into_owned()),
+        };
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let stopped = || {
+            tracing::error!("the PostgreSQL enqueue task has stopped");
+            StoreError::Backend("the PostgreSQL enqueue task has stopped".into())
+        };
+        self.inserts.send((row, reply)).await.map_err(|_| stopped())?;
+        answer.await.map_err(|_| stopped())?.map_err(backend)
     }
 
     /// One `UPDATE … RETURNING` (see `CLAIM`), tried twice if it meets another claimer.

@@ -2,7 +2,6 @@
 //! in a temporary directory, the one-process lock, and claim speed with thousands of queues.
 
 mod contract;
-mod group;
 mod lock;
 mod scale;
 
