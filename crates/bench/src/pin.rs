@@ -9,6 +9,21 @@ pub(crate) fn bao_pid() -> Option<u32> {
     std::fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
+/// PostgreSQL's postmaster and its current children (the dev server of `scripts/services`);
+/// backends forked later inherit the postmaster's CPUs.
+pub(crate) fn postgres_pids() -> Vec<u32> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../.dev/pg/data/postmaster.pid");
+    let Some(pm) = std::fs::read_to_string(path).ok().and_then(|s| s.lines().next()?.trim().parse::<u32>().ok()) else {
+        return Vec::new();
+    };
+    let children = std::process::Command::new("pgrep")
+        .args(["-P", &pm.to_string()])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).lines().filter_map(|l| l.trim().parse().ok()).collect())
+        .unwrap_or_default();
+    [vec![pm], children].concat()
+}
+
 fn taskset(cpus: &str, pid: u32) -> anyhow::Result<()> {
     let out = std::process::Command::new("taskset")
         .args(["-a", "-p", "-c", cpus, &pid.to_string()])

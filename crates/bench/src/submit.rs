@@ -184,8 +184,14 @@ pub(crate) async fn fig4(
     let pinned = match bao_pid() {
         Some(bao) if cores >= 2 => {
             let last = format!("1-{}", cores - 1);
-            println!("   -- OpenBao pinned to CPU 0; this benchmark and the gostint child to CPU {last}");
-            let _pins = Pins::apply(&[(bao, "0"), (std::process::id(), &last)])?;
+            let mut pins = vec![(bao, "0"), (std::process::id(), last.as_str())];
+            let pg = if dburls.is_some() { crate::pin::postgres_pids() } else { Vec::new() };
+            pins.extend(pg.iter().map(|p| (*p, last.as_str())));
+            println!(
+                "   -- OpenBao pinned to CPU 0; this benchmark, the gostint child{} to CPU {last}",
+                if pg.is_empty() { "" } else { " and PostgreSQL" }
+            );
+            let _pins = Pins::apply(&pins)?;
             let alone_d = lookups(svc, &token, n, conc).await?;
             show("OpenBao lookup-self alone, pinned (D)", &alone_d);
             let dir = tempfile::tempdir()?;
