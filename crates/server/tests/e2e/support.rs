@@ -170,6 +170,17 @@ impl Node {
         if let Some(dir) = &state {
             cmd.env("GOSTINT_STATE_DIR", dir.path());
         }
+        // Job files in the test's own temporary directory: a node killed by a test (SIGKILL)
+        // cannot remove its directory, and /dev/shm would keep it.
+        let files_dir = match &state {
+            Some(dir) => Some(dir.path().to_path_buf()),
+            None => {
+                db.strip_prefix("sqlite://").and_then(|p| std::path::Path::new(p).parent()).map(|p| p.to_path_buf())
+            }
+        };
+        if let Some(dir) = files_dir {
+            cmd.env("GOSTINT_JOB_FILES_DIR", dir);
+        }
         for (k, v) in extra {
             cmd.env(k, v);
         }
