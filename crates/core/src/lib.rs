@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 pub mod content;
+pub mod group_commit;
 mod ids;
 mod job;
 mod ports;

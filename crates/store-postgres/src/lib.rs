@@ -433,8 +433,7 @@ struct InsertRow {
     payload: Option<String>,
 }
 
-/// A row and who waits for its commit.
-type PendingInsert = (InsertRow, tokio::sync::oneshot::Sender<Result<(), sqlx::Error>>);
+type PendingInsert = gostint_core::group_commit::Pending<InsertRow, sqlx::Error>;
 
 /// Every row of a group in one `INSERT … SELECT FROM UNNEST` (in the group's order), and one
 /// NOTIFY for them all.
@@ -472,34 +471,16 @@ async fn insert_group(pool: &PgPool, rows: &[&InsertRow]) -> Result<(), sqlx::Er
     .map(|_| ())
 }
 
-/// Group commit: whatever enqueues are waiting when the previous group is done go in one
-/// statement (one transaction, one WAL flush, one NOTIFY), so a burst of POSTs costs the
-/// database one commit instead of one each. A caller is answered only once its row is
-/// committed. If a group fails, its rows are tried one by one so that each caller gets its
-/// own answer (a duplicate id fails only its own POST). Uses the pool in place at each
-/// group (credential rotation swaps it); ends when the store is dropped.
-async fn group_commit(shared: Arc<Shared>, mut queue: tokio::sync::mpsc::Receiver<PendingInsert>) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
+/// Group commit ([`gostint_core::group_commit`]): whatever enqueues are waiting when the
+/// previous group is done go in one statement (one transaction, one WAL flush, one NOTIFY).
+/// Uses the pool in place at each group (credential rotation swaps it); ends when the store
+/// is dropped.
+async fn group_commit(shared: Arc<Shared>, queue: tokio::sync::mpsc::Receiver<PendingInsert>) {
+    gostint_core::group_commit::run(queue, MAX_GROUP, async move |rows: &[&InsertRow]| {
         let pool = shared.backend().pool;
-        let rows: Vec<&InsertRow> = group.iter().map(|(r, _)| r).collect();
-        match insert_group(&pool, &rows).await {
-            Ok(()) => group.drain(..).for_each(|(_, reply)| {
-                let _ = reply.send(Ok(()));
-            }),
-            Err(e) if group.len() == 1 => {
-                if let Some((_, reply)) = group.pop() {
-                    let _ = reply.send(Err(e));
-                }
-            }
-            Err(_) => {
-                for (row, reply) in group.drain(..) {
-                    let pool = shared.backend().pool;
-                    let _ = reply.send(insert_group(&pool, &[&row]).await);
-                }
-            }
-        }
-    }
+        insert_group(&pool, rows).await
+    })
+    .await;
     tracing::debug!("PostgreSQL enqueue task ended");
 }
 

@@ -413,8 +413,7 @@ struct InsertRow {
     payload: Option<String>,
 }
 
-/// A row and who waits for its commit.
-type PendingInsert = (InsertRow, tokio::sync::oneshot::Sender<Result<(), sqlx::Error>>);
+type PendingInsert = gostint_core::group_commit::Pending<InsertRow, sqlx::Error>;
 
 fn insert(r: &InsertRow) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
     sqlx::query(
@@ -433,38 +432,23 @@ fn insert(r: &InsertRow) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::S
     .bind(&r.payload)
 }
 
-async fn insert_group(writer: &SqlitePool, rows: &[PendingInsert]) -> Result<(), sqlx::Error> {
+async fn insert_group(writer: &SqlitePool, rows: &[&InsertRow]) -> Result<(), sqlx::Error> {
     let mut tx = writer.begin().await?;
-    for (row, _) in rows {
+    for row in rows {
         insert(row).execute(&mut *tx).await?;
     }
     tx.commit().await
 }
 
-/// Group commit: whatever enqueues are waiting when the writer comes free go in one
-/// transaction, so a burst of POSTs costs one commit (and one trip to SQLite's thread per
-/// row) instead of a transaction each. A caller is answered only once its row is committed.
-/// If a group fails, its rows are tried one by one so that each caller gets its own answer
-/// (a duplicate id fails only its own POST). Ends when the store is dropped.
-async fn group_commit(writer: SqlitePool, mut queue: tokio::sync::mpsc::Receiver<PendingInsert>) {
-    let mut group = Vec::with_capacity(MAX_GROUP);
-    while queue.recv_many(&mut group, MAX_GROUP).await > 0 {
-        match insert_group(&writer, &group).await {
-            Ok(()) => group.drain(..).for_each(|(_, reply)| {
-                let _ = reply.send(Ok(()));
-            }),
-            Err(e) if group.len() == 1 => {
-                if let Some((_, reply)) = group.pop() {
-                    let _ = reply.send(Err(e));
-                }
-            }
-            Err(_) => {
-                for (row, reply) in group.drain(..) {
-                    let _ = reply.send(insert(&row).execute(&writer).await.map(|_| ()));
-                }
-            }
-        }
-    }
+/// Group commit ([`gostint_core::group_commit`]): whatever enqueues are waiting when the
+/// writer comes free go in one transaction, so a burst of POSTs costs one commit (and one
+/// trip to SQLite's thread per row) instead of a transaction each. Ends when the store is
+/// dropped.
+async fn group_commit(writer: SqlitePool, queue: tokio::sync::mpsc::Receiver<PendingInsert>) {
+    gostint_core::group_commit::run(queue, MAX_GROUP, async move |rows: &[&InsertRow]| {
+        insert_group(&writer, rows).await
+    })
+    .await;
     tracing::debug!("SQLite enqueue task ended");
 }
 
