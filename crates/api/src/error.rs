@@ -17,6 +17,10 @@ pub enum ApiError {
     NotFound,
     /// 413 `Request Too Large.`
     TooLarge,
+    /// 403 `Permission Denied.` with a detail (SPEC §10's creation-path check).
+    Forbidden(String),
+    /// 429 `Too Many Requests.` (SPEC §10's tenant quota).
+    TooMany(String),
     /// 500 `Internal Error.` with a caller-safe detail (the chain is logged where it happened).
     Internal(String),
     /// 503 `Service Unavailable.`
@@ -37,6 +41,8 @@ impl ApiError {
             ApiError::Denied => (StatusCode::FORBIDDEN, "Permission Denied.", "permission denied"),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "Not Found.", "not found"),
             ApiError::TooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "Request Too Large.", "request body too large"),
+            ApiError::Forbidden(e) => (StatusCode::FORBIDDEN, "Permission Denied.", e),
+            ApiError::TooMany(e) => (StatusCode::TOO_MANY_REQUESTS, "Too Many Requests.", e),
             ApiError::Internal(e) => (StatusCode::INTERNAL_SERVER_ERROR, "Internal Error.", e),
             ApiError::Unavailable(e) => (StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable.", e),
         }

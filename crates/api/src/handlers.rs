@@ -109,6 +109,8 @@ pub(crate) async fn submit(State(state): State<AppState>, caller: Caller, body: 
     let mut req: SubmitRequest = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJob(e.to_string()))?;
     req.validate().map_err(|e| ApiError::BadJob(e.to_string()))?;
 
+    let tenant = crate::tenants::check_secret_id(&state, &req.wrap_secret_id).await?;
+    crate::tenants::check_quota(&state, &tenant).await?;
     if !req.cubby_token.is_empty() {
         req.payload = read_cubby_payload(&state, &req.cubby_token, &req.cubby_path).await?;
     }
@@ -125,10 +127,11 @@ pub(crate) async fn submit(State(state): State<AppState>, caller: Caller, body: 
         definition,
         wrap_secret_id: req.wrap_secret_id,
         payload: (!req.payload.is_empty()).then_some(req.payload),
+        tenant: tenant.clone(),
     };
     state.store.enqueue(job).await.map_err(ApiError::store)?;
     state.node.wake();
-    info!(job_id = %id, qname = %qname, "job queued");
+    info!(job_id = %id, qname = %qname, tenant = %tenant, "job queued");
     Ok(JsonLine(Submitted { _id: id.to_string(), status: "queued", qname }).into_response())
 }
 
@@ -328,5 +331,6 @@ pub(crate) async fn metrics(State(state): State<AppState>, headers: HeaderMap) -
     if state.cfg.protect_status {
         authenticate(&state, &headers).await?;
     }
+    crate::tenants::refresh_gauges(&state).await;
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], state.metrics.render()).into_response())
 }

@@ -7,6 +7,7 @@
 
 mod error;
 mod handlers;
+mod tenants;
 mod view;
 
 use std::sync::Arc;
@@ -36,6 +37,8 @@ pub struct AppState {
     pub cfg: Arc<ApiConfig>,
     /// Prometheus metrics.
     pub metrics: gostint_metrics::Metrics,
+    /// The accepted tenants (job AppRoles), replaced on SIGHUP.
+    pub tenants: gostint_core::TenantRegistry,
 }
 
 /// API settings.
@@ -51,6 +54,8 @@ pub struct ApiConfig {
     pub vault_addr: String,
     /// `VAULT_EXTERNAL_ADDR` (else `VAULT_ADDR`).
     pub vault_external_addr: String,
+    /// `GOSTINT_TENANT_MAX_QUEUED` (`0` = no limit).
+    pub tenant_max_queued: u64,
 }
 
 /// The whole HTTP surface.

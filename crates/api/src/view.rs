@@ -20,6 +20,8 @@ pub(crate) struct JobView {
     tty: bool,
     container_id: String,
     kill_requested: bool,
+    /// SPEC §10: the job's tenant (job AppRole name), the last key.
+    tenant: String,
 }
 
 impl From<JobRecord> for JobView {
@@ -40,6 +42,7 @@ impl From<JobRecord> for JobView {
             tty: j.tty || j.definition.tty,
             container_id: j.container_id,
             kill_requested: j.kill_requested,
+            tenant: j.tenant,
         }
     }
 }

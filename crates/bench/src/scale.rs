@@ -24,6 +24,7 @@ fn new_job(qname: String, submitted: Timestamp) -> NewJob {
         },
         wrap_secret_id: "never-used".into(),
         payload: None,
+        tenant: String::new(),
     }
 }
 

@@ -94,6 +94,24 @@ pub mod env {
     pub const VAULT_CLIENT_TIMEOUT: &str = "VAULT_CLIENT_TIMEOUT";
     /// Accepted but ignored (with a warning), as in the original's later versions.
     pub const IGNORED: &[&str] = &["GOSTINT_DBAUTH_TOKEN", "GOSTINT_RUN_ROLENAME"];
+    /// The tenants (SPEC §10): comma list of `name:role_id`, one job AppRole each. The name
+    /// is the AppRole's name, its transit key and its queue namespace: 1–64 of `a-z 0-9 - _`,
+    /// starting with a letter or digit. A job is accepted only with a secret-id wrapped by
+    /// Vault at `auth/approle/role/<name>/secret-id` of a listed name, logs in with that
+    /// role_id and decrypts with `transit/decrypt/<name>`. Unset (and no
+    /// `GOSTINT_APPROLES_FILE`): the one tenant `GOSTINT_ROLENAME:GOSTINT_ROLEID`, as before.
+    /// A malformed entry stops the server with a message naming it.
+    pub const APPROLES: &str = "GOSTINT_APPROLES";
+    /// A file of `name:role_id` tenants, one per line (commas also work), `#` comments;
+    /// re-read on SIGHUP (a bad file then keeps the previous set and logs why). Takes
+    /// precedence over `GOSTINT_APPROLES`.
+    pub const APPROLES_FILE: &str = "GOSTINT_APPROLES_FILE";
+    /// Most `queued` jobs one tenant may have; a POST beyond it → 429. Default `10000`;
+    /// `0` = no limit.
+    pub const TENANT_MAX_QUEUED: &str = "GOSTINT_TENANT_MAX_QUEUED";
+    /// Most `running` + `stopping` jobs one tenant may have over all nodes sharing the
+    /// store. Default `0` = no cap.
+    pub const TENANT_MAX_RUNNING: &str = "GOSTINT_TENANT_MAX_RUNNING";
 }
 
 /// A setting that cannot be used; the message names the variable.
@@ -227,6 +245,32 @@ pub struct Settings {
     pub stale_after: Duration,
     /// Variables that were set but are ignored (the server warns).
     pub ignored_set: Vec<&'static str>,
+    /// The tenants (`GOSTINT_APPROLES[_FILE]`, else `GOSTINT_ROLENAME:GOSTINT_ROLEID`).
+    pub tenants: gostint_core::Tenants,
+    /// `GOSTINT_APPROLES_FILE`, re-read on SIGHUP.
+    pub approles_file: Option<PathBuf>,
+    /// Queued jobs per tenant (`0` = no limit).
+    pub tenant_max_queued: u64,
+    /// Active jobs per tenant over all nodes (`0` = no cap).
+    pub tenant_max_running: usize,
+}
+
+/// Reads `GOSTINT_APPROLES_FILE` (at start and on SIGHUP).
+///
+/// # Errors
+/// The file cannot be read, or an entry is malformed (named in the message).
+pub fn read_approles_file(path: &std::path::Path) -> Result<gostint_core::Tenants, ConfigError> {
+    let shown = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Invalid {
+        var: env::APPROLES_FILE,
+        value: shown.clone(),
+        msg: e.to_string(),
+    })?;
+    gostint_core::Tenants::parse(&text).map_err(|e| ConfigError::Invalid {
+        var: env::APPROLES_FILE,
+        value: shown,
+        msg: e.to_string(),
+    })
 }
 
 /// Where values come from: the process environment, or a map in tests.
@@ -402,7 +446,31 @@ impl Settings {
             Some("copy") => None,
             Some(other) => return Err(invalid(env::JOB_FILES, other.to_string(), "expected bind or copy".into())),
         };
+        let role_id = get(env::ROLEID).ok_or(ConfigError::Missing(env::ROLEID))?;
+        let role_name = get(env::ROLENAME);
+        let approles_file = get(env::APPROLES_FILE).map(PathBuf::from);
+        let tenants = match (&approles_file, get(env::APPROLES)) {
+            (Some(path), _) => read_approles_file(path)?,
+            (None, Some(list)) => gostint_core::Tenants::parse(&list).map_err(|e| ConfigError::Invalid {
+                var: env::APPROLES,
+                value: e.entry.clone(),
+                msg: e.msg,
+            })?,
+            (None, None) => gostint_core::Tenants::single(role_name.clone(), role_id.clone()),
+        };
+        let whole = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+            match get(var) {
+                None => Ok(default),
+                Some(v) => v.trim().parse().map_err(|_| invalid(var, v, "expected a whole number".into())),
+            }
+        };
+        let tenant_max_queued = whole(env::TENANT_MAX_QUEUED, 10_000)?;
+        let tenant_max_running = usize::try_from(whole(env::TENANT_MAX_RUNNING, 0)?).unwrap_or(usize::MAX);
         Ok(Settings {
+            tenants,
+            approles_file,
+            tenant_max_queued,
+            tenant_max_running,
             job_files_dir,
             db_creds,
             state_dir,
@@ -410,8 +478,8 @@ impl Settings {
             port,
             tls,
             store,
-            role_id: get(env::ROLEID).ok_or(ConfigError::Missing(env::ROLEID))?,
-            role_name: get(env::ROLENAME),
+            role_id,
+            role_name,
             vault,
             debug: get(env::DEBUG).is_some(),
             admin_policy: get(env::ADMIN_POLICY).unwrap_or_else(|| "gostint-admin".into()),
@@ -533,6 +601,32 @@ mod tests {
         assert_eq!(s.job_files_dir, None);
         let e = Settings::from_source(&src(&[("GOSTINT_JOB_FILES", "mount")])).unwrap_err();
         assert!(e.to_string().starts_with("GOSTINT_JOB_FILES:"), "{e}");
+    }
+
+    #[test]
+    fn tenants_from_approles_or_the_single_role() {
+        let s = Settings::from_source(&src(&[("GOSTINT_ROLENAME", "gostint-role")])).unwrap();
+        assert_eq!(s.tenants.all().len(), 1);
+        assert_eq!(s.tenants.all()[0].name, "gostint-role");
+        assert_eq!(s.tenants.all()[0].role_id, "rid");
+        assert_eq!((s.tenant_max_queued, s.tenant_max_running), (10_000, 0));
+        let s = Settings::from_source(&src(&[("GOSTINT_APPROLES", "a:1,b:2"), ("GOSTINT_TENANT_MAX_RUNNING", "3")]))
+            .unwrap();
+        assert_eq!(s.tenants.get("b").unwrap().role_id, "2");
+        assert_eq!(s.tenant_max_running, 3);
+        let e = Settings::from_source(&src(&[("GOSTINT_APPROLES", "a:1,b/x:2")])).unwrap_err();
+        assert!(e.to_string().starts_with("GOSTINT_APPROLES:"), "{e}");
+        assert!(e.to_string().contains("b/x:2"), "names the entry: {e}");
+        let e = Settings::from_source(&src(&[("GOSTINT_TENANT_MAX_QUEUED", "many")])).unwrap_err();
+        assert!(e.to_string().starts_with("GOSTINT_TENANT_MAX_QUEUED:"), "{e}");
+        let dir = std::env::temp_dir().join(format!("gostint-approles-{}", std::process::id()));
+        std::fs::write(&dir, "# tenants\nx:10\ny:20 # second\n").unwrap();
+        let s = Settings::from_source(&src(&[("GOSTINT_APPROLES_FILE", dir.to_str().unwrap())])).unwrap();
+        assert_eq!(s.tenants.all().iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["x", "y"]);
+        std::fs::write(&dir, "x:10\nbroken line\n").unwrap();
+        let e = Settings::from_source(&src(&[("GOSTINT_APPROLES_FILE", dir.to_str().unwrap())])).unwrap_err();
+        assert!(e.to_string().contains("broken line"), "{e}");
+        let _ = std::fs::remove_file(&dir);
     }
 
     #[test]

@@ -123,6 +123,9 @@ pub struct NewJob {
     pub wrap_secret_id: String,
     /// Transit ciphertext, never the plaintext; blanked once the job ends.
     pub payload: Option<String>,
+    /// The tenant (job AppRole name, SPEC §10) whose secret-id came with the job; with
+    /// `qname` the queue key. `""` in a single-tenant set-up without `GOSTINT_ROLENAME`.
+    pub tenant: String,
 }
 
 /// The result of a run, written in one go by [`crate::JobStore::finish`].
@@ -184,6 +187,8 @@ pub struct JobRecord {
     pub wrap_secret_id: String,
     /// Transit ciphertext until the job ends.
     pub payload: Option<String>,
+    /// The tenant (job AppRole name, SPEC §10); with `qname` the queue key.
+    pub tenant: String,
 }
 
 #[cfg(test)]

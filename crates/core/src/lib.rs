@@ -16,6 +16,7 @@ mod refs;
 mod resolve;
 pub mod secrets;
 mod status;
+mod tenant;
 mod time;
 
 pub use ids::{InvalidJobId, JobId, NodeId, Owner};
@@ -27,4 +28,5 @@ pub use refs::{
 };
 pub use resolve::{resolve, ResolveError, ResolvedJob};
 pub use status::{InvalidTransition, JobEvent, JobStatus, UnknownStatus};
+pub use tenant::{validate_tenant_name, Tenant, TenantError, TenantRegistry, Tenants, MAX_TENANT_NAME};
 pub use time::Timestamp;

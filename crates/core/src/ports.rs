@@ -138,6 +138,14 @@ pub trait JobStore: Send + Sync + 'static {
     /// `sink` until the store is dropped, reconnecting on errors. A store with one process
     /// (SQLite) has nothing to deliver and returns at once.
     async fn listen(&self, sink: EventSink) -> Result<(), StoreError>;
+
+    /// Caps the `running` + `stopping` jobs of each tenant over every node sharing the store
+    /// (`GOSTINT_TENANT_MAX_RUNNING`; `0` = no cap, the default). [`JobStore::claim`] then
+    /// skips a tenant at its cap; PostgreSQL serialises capped claims across nodes.
+    fn set_tenant_max_running(&self, max: usize);
+
+    /// `queued` jobs of `tenant` (the `GOSTINT_TENANT_MAX_QUEUED` check and gauge).
+    async fn count_queued(&self, tenant: &str) -> Result<u64, StoreError>;
 }
 
 /// Something that happened in the store which may let a node claim or kill.
@@ -369,6 +377,17 @@ pub trait JobVault: Send + Sync + 'static {
     async fn read_secret(&self, token: &str, path: &str) -> Result<Option<SecretData>, VaultError>;
     /// `PUT auth/token/revoke-self`.
     async fn revoke_self(&self, token: &str) -> Result<(), VaultError>;
+    /// `POST sys/wrapping/lookup {"token": …}` (no Vault token, spends no use): where the
+    /// wrapped response was created. `Denied` when the token is expired or unknown.
+    async fn wrapping_lookup(&self, wrap_token: &str) -> Result<WrapInfo, VaultError>;
+}
+
+/// What `sys/wrapping/lookup` says of a wrapping token.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct WrapInfo {
+    /// `data.creation_path`: `auth/approle/role/<name>/secret-id` for a secret-id wrapped
+    /// by Vault itself, `sys/wrapping/wrap` for a re-wrapped one.
+    pub creation_path: String,
 }
 
 // ---------------------------------------------------------------- node control

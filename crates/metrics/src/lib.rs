@@ -6,7 +6,9 @@
 //! `path` is always a route template, never a raw path.
 #![warn(missing_docs)]
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
+};
 
 /// Every metric gostint exports.
 #[derive(Clone)]
@@ -23,6 +25,18 @@ pub struct Metrics {
     pub interception_alerts: IntCounterVec,
     /// `gostint_jobs_running`: jobs this node runs now.
     pub jobs_running: IntGauge,
+    /// `gostint_tenant_queued_jobs{tenant}`: queued jobs per tenant over the whole store,
+    /// refreshed at each scrape. Tenant labels only ever come from the configuration
+    /// (`GOSTINT_APPROLES`), so the label set is bounded.
+    pub tenant_queued: IntGaugeVec,
+    /// `gostint_tenant_jobs_finished_total{tenant,status}`: jobs this node finished.
+    pub tenant_jobs_finished: IntCounterVec,
+    /// `gostint_tenant_job_run_seconds{tenant}`: claim to end, on this node.
+    pub tenant_run_seconds: HistogramVec,
+    /// `gostint_tenant_queue_wait_seconds{tenant}`: submit to claim.
+    pub tenant_queue_wait_seconds: HistogramVec,
+    /// `gostint_tenant_quota_refusals_total{tenant}`: POSTs refused with 429.
+    pub tenant_quota_refusals: IntCounterVec,
 }
 
 impl Default for Metrics {
@@ -50,7 +64,7 @@ impl Metrics {
         let interception_alerts = IntCounterVec::new(
             Opts::new(
                 "gostint_interception_alerts_total",
-                "Possible interception of a job request: unreadable cubbyhole at submit, or an unusable wrapped secret id at run.",
+                "Possible interception of a job request: unreadable cubbyhole or a secret-id not wrapped by an accepted AppRole at submit (kind creation_path), an unusable wrapped secret id or a failed AppRole login at run.",
             )
             .const_label("service", "gostint"),
             &["kind"],
@@ -60,15 +74,60 @@ impl Metrics {
             Opts::new("gostint_jobs_running", "Jobs running on this node.").const_label("service", "gostint"),
         )
         .expect("static metric definition is valid");
+        let opts = |name: &str, help: &str| Opts::new(name, help).const_label("service", "gostint");
+        let tenant_queued =
+            IntGaugeVec::new(opts("gostint_tenant_queued_jobs", "Queued jobs per tenant (whole store)."), &["tenant"])
+                .expect("static metric definition is valid");
+        let tenant_jobs_finished = IntCounterVec::new(
+            opts("gostint_tenant_jobs_finished_total", "Jobs this node finished, by tenant and final status."),
+            &["tenant", "status"],
+        )
+        .expect("static metric definition is valid");
+        let hist = |name: &str, help: &str| {
+            HistogramVec::new(
+                HistogramOpts::new(name, help)
+                    .const_label("service", "gostint")
+                    .buckets(vec![0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0]),
+                &["tenant"],
+            )
+            .expect("static metric definition is valid")
+        };
+        let tenant_run_seconds = hist("gostint_tenant_job_run_seconds", "Job run time (claim to end) per tenant.");
+        let tenant_queue_wait_seconds =
+            hist("gostint_tenant_queue_wait_seconds", "Job queue wait (submit to claim) per tenant.");
+        let tenant_quota_refusals = IntCounterVec::new(
+            opts(
+                "gostint_tenant_quota_refusals_total",
+                "Submissions refused because the tenant's queue quota was full.",
+            ),
+            &["tenant"],
+        )
+        .expect("static metric definition is valid");
         for c in [
             Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(jobs_finished.clone()),
             Box::new(interception_alerts.clone()),
             Box::new(jobs_running.clone()),
+            Box::new(tenant_queued.clone()),
+            Box::new(tenant_jobs_finished.clone()),
+            Box::new(tenant_run_seconds.clone()),
+            Box::new(tenant_queue_wait_seconds.clone()),
+            Box::new(tenant_quota_refusals.clone()),
         ] {
             registry.register(c).expect("each metric is registered once");
         }
-        Self { registry, request_duration, jobs_finished, interception_alerts, jobs_running }
+        Self {
+            registry,
+            request_duration,
+            jobs_finished,
+            interception_alerts,
+            jobs_running,
+            tenant_queued,
+            tenant_jobs_finished,
+            tenant_run_seconds,
+            tenant_queue_wait_seconds,
+            tenant_quota_refusals,
+        }
     }
 
     /// The Prometheus text exposition of every metric.

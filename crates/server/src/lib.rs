@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod node_state;
+mod tenants;
 mod tls;
 
 use std::net::SocketAddr;
@@ -128,6 +129,11 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         Arc::new(gostint_vault::VaultClient::new(&vcfg).context("building the Vault client (VAULT_*)")?);
 
     let store = open_store(settings).await?;
+    store.set_tenant_max_running(settings.tenant_max_running);
+    let tenants = gostint_core::TenantRegistry::new(settings.tenants.clone());
+    if settings.tenants.is_unnamed() {
+        warn!("GOSTINT_ROLENAME is not set: the one tenant has no name, so any AppRole's wrapped secret-id passes the creation-path check (the login with GOSTINT_ROLEID still refuses other roles) and encrypted payloads cannot be decrypted");
+    }
 
     let node = NodeId::new(uuid::Uuid::new_v4().to_string());
     let state_dir = node_state::NodeStateDir::lock(&settings.state_dir)?;
@@ -166,6 +172,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         job_timeout: settings.job_timeout,
         kill_grace: settings.kill_grace,
         max_content_unpacked: settings.max_content,
+        tenants: tenants.clone(),
     };
     let worker = Worker::new(
         ports,
@@ -206,6 +213,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         }
     });
 
+    tracker.spawn(tenants::reload_on_sighup(settings.approles_file.clone(), tenants.clone(), cancel.child_token()));
     let store_for_server = store.clone();
     let app_state = AppState {
         store,
@@ -218,8 +226,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
             max_body: settings.max_body,
             vault_addr: settings.vault.addr.clone(),
             vault_external_addr: settings.vault.external_addr.clone(),
+            tenant_max_queued: settings.tenant_max_queued,
         }),
         metrics,
+        tenants: tenants.clone(),
     };
     let app = gostint_api::router(app_state);
 

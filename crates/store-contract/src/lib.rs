@@ -25,10 +25,12 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 
 pub mod cross;
+mod tenants;
 use gostint_core::{
     DeleteOutcome, JobDefinition, JobId, JobRecord, JobStatus, JobStore, KillOutcome, NewJob, NodeId, Outcome, Owner,
     Timestamp, Visibility,
 };
+pub use tenants::*;
 
 /// The output a stale-node sweep writes (SPEC §5.6).
 pub fn node_lost_message(node: &NodeId) -> String {
@@ -140,6 +142,11 @@ macro_rules! __with_every_check {
             deregister_removes_the_node_row_only,
             orphan_owners_lists_owners_of_active_jobs_without_a_node_row,
             listen_follows_the_kind_of_store,
+            tenant_round_trips,
+            same_qname_in_two_tenants_runs_in_parallel,
+            claim_shares_slots_round_robin_between_tenants,
+            tenant_max_running_caps_each_tenant,
+            count_queued_counts_one_tenant,
         }
     };
 }
@@ -264,6 +271,7 @@ fn new_job(qname: &str, owner: &Owner, submitted: Timestamp) -> NewJob {
         definition: full_definition(qname),
         wrap_secret_id: format!("s.wrap-{id}"),
         payload: Some(format!("vault:v1:ciphertext-of-{id}")),
+        tenant: String::new(),
     }
 }
 
@@ -355,6 +363,7 @@ pub async fn enqueue_then_get_round_trips_every_field(s: Subject) {
         definition: JobDefinition::default(),
         wrap_secret_id: "w".into(),
         payload: None,
+        tenant: String::new(),
     };
     s.store.enqueue(sparse.clone()).await.expect("enqueue sparse");
     let rec = get(&s, &sparse.id).await;

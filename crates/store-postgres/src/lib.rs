@@ -21,6 +21,7 @@ pub mod vault;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -53,7 +54,8 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!();
 macro_rules! columns {
     () => {
         "seq, id, qname, owner, status, node_uuid, submitted, started, ended, output, stderr, return_code, \
-         tty, container_id, container_image, kill_requested, definition, definition_secrets, wrap_secret_id, payload"
+         tty, container_id, container_image, kill_requested, definition, definition_secrets, wrap_secret_id, payload, \
+         tenant"
     };
 }
 
@@ -169,6 +171,8 @@ impl Shared {
 #[derive(Debug)]
 pub struct PgJobStore {
     shared: Arc<Shared>,
+    /// `GOSTINT_TENANT_MAX_RUNNING` (`0` = no cap), read by each claim.
+    tenant_max_running: AtomicUsize,
     /// Enqueues, committed in groups by [`group_commit`].
     inserts: tokio::sync::mpsc::Sender<PendingInsert>,
 }
@@ -205,7 +209,7 @@ impl PgJobStore {
         let shared = Arc::new(Shared { backend: RwLock::new(backend), generation, closed: CancellationToken::new() });
         let (inserts, queue) = tokio::sync::mpsc::channel(INSERT_QUEUE);
         tokio::spawn(group_commit(shared.clone(), queue));
-        Self { shared, inserts }
+        Self { shared, inserts, tenant_max_running: AtomicUsize::new(0) }
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -234,6 +238,7 @@ impl PgJobStore {
             .bind("explain")
             .bind(0_i64)
             .bind(i64::MAX)
+            .bind(0_i64)
             .fetch_all(&mut *tx)
             .await
             .map_err(backend)?;
@@ -284,87 +289,109 @@ pub(crate) async fn open_pool(options: &PgConnectOptions, max_connections: u32) 
 
 // ---------------------------------------------------------------- SQL
 
-/// The claim, in one statement (SPEC §5.2).
-///
-/// `queues` skips through the partial index `jobs_queued` (`qname, submitted, seq`) from one
-/// queued qname to the next (PostgreSQL has no skip scan of its own: this is the usual
-/// recursive "loose index scan"); the first entry past a qname is the next queue's head, so
-/// one index seek per queue finds both. Its cost grows with the queues that hold queued
-/// jobs, never with the rows or with the queues that hold only ended jobs. `heads` keeps the
-/// queues with no active job (one seek in the partial unique index). `picked` fetches the oldest `$3` heads by primary key (an array, so no
-/// plan can hash all queued rows instead) and locks them in that order, which keeps two
+/// The fair pick shared by both claim statements (SPEC §5.2, §10), from `heads(seq, tenant,
+/// submitted)`: the free queue heads, one per (tenant, qname). `ranked` numbers each tenant's
+/// heads oldest first; `tstat` has each such tenant's active jobs and when it last had a job
+/// started. Slots go round-robin over tenants: every tenant's first head before any second
+/// head, and among tenants the one served least recently first (the oldest head breaks
+/// ties). `$4` > 0 caps a tenant's active jobs over all nodes (`GOSTINT_TENANT_MAX_RUNNING`;
+/// the claim then runs under an advisory lock so two nodes cannot both take the last slot).
+/// `picked` locks the chosen heads by primary key in (submitted, seq) order, which keeps two
 /// claimers from deadlocking, with a plain `FOR UPDATE`: never `SKIP LOCKED`, which could
 /// pass over a head that another node is busy with and take the job behind it, reordering
 /// the queue. A head another node claimed meanwhile fails the UPDATE's re-check of
-/// `status = 'queued'` on the row's latest version and is dropped: the loser gets fewer
-/// rows. The partial unique index rejects the rest (a queue's job this statement's snapshot
-/// could not see): a unique violation, which the caller treats as "busy".
+/// `status = 'queued'` on the row's latest version and is dropped: the loser gets fewer rows.
+/// The partial unique index rejects the rest (a queue's job this statement's snapshot could
+/// not see): a unique violation, which the caller treats as "busy".
+macro_rules! fair_pick {
+    () => {
+        "ranked(seq, tenant, submitted, rk) AS (
+           SELECT h.seq, h.tenant, h.submitted,
+                  ROW_NUMBER() OVER (PARTITION BY h.tenant ORDER BY h.submitted, h.seq) FROM heads h
+         ),
+         tstat(tenant, active, last_started) AS (
+           SELECT t.tenant,
+                  (SELECT COUNT(*) FROM jobs a WHERE a.tenant = t.tenant AND a.status IN ('running', 'stopping')),
+                  (SELECT COALESCE(MAX(s.started), 0) FROM jobs s WHERE s.tenant = t.tenant)
+           FROM (SELECT DISTINCT tenant FROM ranked) t
+         ),
+         picked(pseq) AS (
+           SELECT j.seq FROM jobs j
+           WHERE j.seq = ANY (ARRAY(
+             SELECT r.seq FROM ranked r JOIN tstat t ON t.tenant = r.tenant
+             WHERE $4 = 0 OR r.rk + t.active <= $4
+             ORDER BY r.rk, t.last_started, r.submitted, r.seq LIMIT $3))
+           ORDER BY j.submitted, j.seq
+           FOR UPDATE
+         )
+         UPDATE jobs SET status = 'running', node_uuid = $1,
+           -- Never before the queue's previous job ended (its finish committed before this
+           -- claim could see the queue free, but its `ended` was stamped on another clock,
+           -- possibly a little later than this claimer's `$2`): recorded times show it serial.
+           started = GREATEST($2, (SELECT COALESCE(MAX(p.ended), 0) FROM jobs p
+                                   WHERE p.tenant = jobs.tenant AND p.qname = jobs.qname))
+         FROM picked
+         WHERE jobs.seq = picked.pseq AND jobs.status = 'queued'
+         RETURNING "
+    };
+}
+
+/// The claim, in one statement (SPEC §5.2, §10).
+///
+/// `queues` skips through the partial index `jobs_queued` (`tenant, qname, submitted, seq`)
+/// from one queued (tenant, qname) key to the next (PostgreSQL has no skip scan of its own:
+/// this is the usual recursive "loose index scan"); the first entry past a key is the next
+/// queue's head, so one index seek per queue finds both. Its cost grows with the queues that
+/// hold queued jobs, never with the rows or with the queues that hold only ended jobs.
+/// `heads` keeps the queues with no active job (one seek in the partial unique index);
+/// [`fair_pick`] chooses and claims.
 const CLAIM: &str = concat!(
     "WITH RECURSIVE
-       queues(qname, seq, submitted) AS (
-         (SELECT qname, seq, submitted FROM jobs WHERE status = 'queued'
-          ORDER BY qname, submitted, seq LIMIT 1)
+       queues(tenant, qname, seq, submitted) AS (
+         (SELECT tenant, qname, seq, submitted FROM jobs WHERE status = 'queued'
+          ORDER BY tenant, qname, submitted, seq LIMIT 1)
          UNION ALL
-         SELECT n.qname, n.seq, n.submitted
+         SELECT n.tenant, n.qname, n.seq, n.submitted
          FROM queues
-         CROSS JOIN LATERAL (SELECT j.qname, j.seq, j.submitted FROM jobs j
-                             WHERE j.status = 'queued' AND j.qname > queues.qname
-                             ORDER BY j.qname, j.submitted, j.seq LIMIT 1) n
+         CROSS JOIN LATERAL (SELECT j.tenant, j.qname, j.seq, j.submitted FROM jobs j
+                             WHERE j.status = 'queued' AND (j.tenant, j.qname) > (queues.tenant, queues.qname)
+                             ORDER BY j.tenant, j.qname, j.submitted, j.seq LIMIT 1) n
        ),
-       heads(seq, submitted) AS (
-         SELECT queues.seq, queues.submitted FROM queues
-         WHERE NOT EXISTS (SELECT 1 FROM jobs a
-                           WHERE a.qname = queues.qname AND a.status IN ('running', 'stopping'))
+       heads(seq, tenant, submitted) AS (
+         SELECT queues.seq, queues.tenant, queues.submitted FROM queues
+         WHERE NOT EXISTS (SELECT 1 FROM jobs a WHERE a.tenant = queues.tenant
+                           AND a.qname = queues.qname AND a.status IN ('running', 'stopping'))
        ),
-       picked(pseq) AS (
-         SELECT j.seq FROM jobs j
-         WHERE j.seq = ANY (ARRAY(SELECT seq FROM heads ORDER BY submitted, seq LIMIT $3))
-         ORDER BY j.submitted, j.seq
-         FOR UPDATE
-       )
-     UPDATE jobs SET status = 'running', node_uuid = $1,
-       -- Never before the queue's previous job ended (its finish committed before this claim
-       -- could see the queue free, but its `ended` was stamped on another clock, possibly a
-       -- little later than this claimer's `$2`): recorded times then show the queue serial.
-       started = GREATEST($2, (SELECT COALESCE(MAX(p.ended), 0) FROM jobs p WHERE p.qname = jobs.qname))
-     FROM picked
-     WHERE jobs.seq = picked.pseq AND jobs.status = 'queued'
-     RETURNING ",
+     ",
+    fair_pick!(),
     columns!()
 );
 
 /// How many of the oldest queued jobs the fast path of a claim looks at.
 const FAST_WINDOW: i64 = 256;
 
-/// The claim's fast path: the globally oldest queued job always heads its queue, so walking
-/// queued jobs oldest first (`jobs_queued_order`) and keeping those that head a free queue
-/// finds the oldest free heads in O(`max`) when queues are mostly free, whatever the number
-/// of queues. Locking and the re-check are as in [`CLAIM`] (never `SKIP LOCKED`). When the
-/// window did not cover every queued job and found fewer than `max`, [`CLAIM`] runs for
-/// the rest.
+/// The claim's fast path, used when at most [`FAST_WINDOW`] jobs are queued: walking them
+/// oldest first (`jobs_queued_order`) and keeping those that head a free queue finds every
+/// free head in O(window) whatever the number of queues. (With more queued, a tenant's heads
+/// could lie beyond the window and the fair pick must see them: [`CLAIM`] runs instead.)
 const CLAIM_FAST: &str = concat!(
     "WITH cand AS (
-       SELECT seq, qname, submitted FROM jobs WHERE status = 'queued' ORDER BY submitted, seq LIMIT $4
+       SELECT seq, tenant, qname, submitted FROM jobs WHERE status = 'queued' ORDER BY submitted, seq LIMIT $5
      ),
-     heads(seq, submitted) AS (
-       SELECT c.seq, c.submitted FROM cand c
-       WHERE NOT EXISTS (SELECT 1 FROM jobs e WHERE e.status = 'queued' AND e.qname = c.qname
+     heads(seq, tenant, submitted) AS (
+       SELECT c.seq, c.tenant, c.submitted FROM cand c
+       WHERE NOT EXISTS (SELECT 1 FROM jobs e WHERE e.status = 'queued' AND e.tenant = c.tenant AND e.qname = c.qname
                          AND (e.submitted, e.seq) < (c.submitted, c.seq))
-         AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.qname = c.qname AND a.status IN ('running', 'stopping'))
+         AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.tenant = c.tenant AND a.qname = c.qname
+                         AND a.status IN ('running', 'stopping'))
      ),
-     picked(pseq) AS (
-       SELECT j.seq FROM jobs j
-       WHERE j.seq = ANY (ARRAY(SELECT seq FROM heads ORDER BY submitted, seq LIMIT $3))
-       ORDER BY j.submitted, j.seq
-       FOR UPDATE
-     )
-     UPDATE jobs SET status = 'running', node_uuid = $1,
-       started = GREATEST($2, (SELECT COALESCE(MAX(p.ended), 0) FROM jobs p WHERE p.qname = jobs.qname))
-     FROM picked
-     WHERE jobs.seq = picked.pseq AND jobs.status = 'queued'
-     RETURNING ",
+     ",
+    fair_pick!(),
     columns!()
 );
+
+/// The advisory lock key of capped claims (`GOSTINT_TENANT_MAX_RUNNING`): "gostint" in ASCII.
+const TENANT_CAP_LOCK: i64 = 0x676f_7374_696e_74;
 
 /// How many queued jobs there are, counted up to a limit.
 const QUEUED_UP_TO: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' LIMIT $1) q";
@@ -431,6 +458,7 @@ struct InsertRow {
     secrets: String,
     wrap_secret_id: String,
     payload: Option<String>,
+    tenant: String,
 }
 
 type PendingInsert = gostint_core::group_commit::Pending<InsertRow, sqlx::Error>;
@@ -444,13 +472,13 @@ async fn insert_group(pool: &PgPool, rows: &[&InsertRow]) -> Result<(), sqlx::Er
     sqlx::query(
         "WITH ins AS (
            INSERT INTO jobs (id, qname, owner, status, submitted, tty, container_image, definition,
-                             definition_secrets, wrap_secret_id, payload)
+                             definition_secrets, wrap_secret_id, payload, tenant)
            SELECT id, qname, owner, 'queued', submitted, tty, container_image, definition,
-                  definition_secrets, wrap_secret_id, payload
+                  definition_secrets, wrap_secret_id, payload, tenant
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::text[])
+                         $8::text[], $9::text[], $10::text[], $11::text[])
                   WITH ORDINALITY AS t(id, qname, owner, submitted, tty, container_image, definition,
-                                       definition_secrets, wrap_secret_id, payload, ord)
+                                       definition_secrets, wrap_secret_id, payload, tenant, ord)
             ORDER BY ord
            RETURNING 1
          )
@@ -466,6 +494,7 @@ async fn insert_group(pool: &PgPool, rows: &[&InsertRow]) -> Result<(), sqlx::Er
     .bind(col(rows, |r| r.secrets.clone()))
     .bind(col(rows, |r| r.wrap_secret_id.clone()))
     .bind(col(rows, |r| r.payload.clone()))
+    .bind(col(rows, |r| r.tenant.clone()))
     .fetch_all(pool)
     .await
     .map(|_| ())
@@ -524,6 +553,7 @@ struct JobRow {
     definition_secrets: Option<String>,
     wrap_secret_id: String,
     payload: Option<String>,
+    tenant: String,
 }
 
 impl JobRow {
@@ -559,6 +589,7 @@ impl JobRow {
             definition,
             wrap_secret_id: self.wrap_secret_id,
             payload: self.payload,
+            tenant: self.tenant,
         })
     }
 }
@@ -595,6 +626,7 @@ impl JobStore for PgJobStore {
             secrets,
             wrap_secret_id: text(&job.wrap_secret_id).into_owned(),
             payload: job.payload.as_deref().map(|p| text(p).into_owned()),
+            tenant: job.tenant.clone(),
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let stopped = || {
@@ -616,19 +648,40 @@ impl JobStore for PgJobStore {
         }
         let pool = self.pool();
         let limit = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        let tenant_cap = self.tenant_max_running.load(Ordering::Relaxed);
+        // The fast path only when its window holds every queued job: the fair pick must see
+        // every tenant's heads.
+        let queued: i64 =
+            sqlx::query_scalar(QUEUED_UP_TO).bind(FAST_WINDOW + 1).fetch_one(&pool).await.map_err(backend)?;
+        let fast = queued <= FAST_WINDOW;
         let mut rows: Vec<JobRow> = Vec::new();
         for attempt in 1..=2 {
             // Not a prepared statement: a generic plan made while the table was small (PostgreSQL
             // switches to one after five runs) stays in the connection when the backlog grows;
             // seen as 2 ms → 115 ms claims at 100,000 queued. Planned afresh each time instead.
-            let claimed = sqlx::query_as::<_, JobRow>(CLAIM_FAST)
+            let query = sqlx::query_as::<_, JobRow>(if fast { CLAIM_FAST } else { CLAIM })
                 .persistent(false)
                 .bind(text(node.as_str()))
                 .bind(now.millis())
                 .bind(limit(max))
-                .bind(FAST_WINDOW)
-                .fetch_all(&pool)
-                .await;
+                .bind(limit(tenant_cap));
+            let query = if fast { query.bind(FAST_WINDOW) } else { query };
+            let claimed = if tenant_cap == 0 {
+                query.fetch_all(&pool).await
+            } else {
+                // A tenant cap counts active jobs over every node: capped claims take one
+                // transaction-scoped advisory lock so two nodes cannot both fill the last
+                // slot of a tenant. The claim's snapshot is taken after the lock, so it sees
+                // what the previous holder committed.
+                async {
+                    let mut tx = pool.begin().await?;
+                    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(TENANT_CAP_LOCK).execute(&mut *tx).await?;
+                    let got = query.fetch_all(&mut *tx).await?;
+                    tx.commit().await?;
+                    Ok(got)
+                }
+                .await
+            };
             match claimed {
                 Ok(got) => {
                     rows = got;
@@ -638,33 +691,6 @@ impl JobStore for PgJobStore {
                     tracing::debug!(error = %e, attempt, "claim lost a race with another node");
                 }
                 Err(e) => return Err(backend(e)),
-            }
-        }
-        if rows.len() < max {
-            // Did the window cover every queued job? If not, free heads may lie beyond it.
-            let left: i64 =
-                sqlx::query_scalar(QUEUED_UP_TO).bind(FAST_WINDOW + 1).fetch_one(&pool).await.map_err(backend)?;
-            if left + rows.len() as i64 > FAST_WINDOW {
-                for attempt in 1..=2 {
-                    let claimed = sqlx::query_as::<_, JobRow>(CLAIM)
-                        .persistent(false)
-                        .bind(text(node.as_str()))
-                        .bind(now.millis())
-                        .bind(limit(max - rows.len()))
-                        .fetch_all(&pool)
-                        .await;
-                    match claimed {
-                        Ok(more) => {
-                            rows.extend(more);
-                            break;
-                        }
-                        // Another node got there first: the statement changed nothing.
-                        Err(e) if lost_claim_race(&e) => {
-                            tracing::debug!(error = %e, attempt, "claim lost a race with another node");
-                        }
-                        Err(e) => return Err(backend(e)),
-                    }
-                }
             }
         }
         // RETURNING has no order; hand the jobs out oldest first.
@@ -998,6 +1024,19 @@ impl JobStore for PgJobStore {
         listen_loop(self.shared.clone(), sink).await;
         Ok(())
     }
+
+    fn set_tenant_max_running(&self, max: usize) {
+        self.tenant_max_running.store(max, Ordering::Relaxed);
+    }
+
+    async fn count_queued(&self, tenant: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND tenant = $1")
+            .bind(text(tenant))
+            .fetch_one(&self.pool())
+            .await
+            .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
 }
 
 /// Sends a notification inside `tx` (delivered at commit, identical ones merged).
@@ -1142,6 +1181,7 @@ mod tests {
             definition_secrets: Some(secrets),
             wrap_secret_id: String::new(),
             payload: None,
+            tenant: String::new(),
         };
         assert_eq!(row.into_record().unwrap().definition, def);
     }

@@ -16,6 +16,7 @@ mod lock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -32,7 +33,7 @@ use crate::lock::ProcessLock;
 macro_rules! columns {
     () => {
         "seq, id, qname, owner, status, node_uuid, submitted, started, ended, output, stderr, return_code, \
-         tty, container_id, container_image, kill_requested, definition, wrap_secret_id, payload"
+         tty, container_id, container_image, kill_requested, definition, wrap_secret_id, payload, tenant"
     };
 }
 
@@ -131,6 +132,8 @@ pub struct SqliteJobStore {
     inserts: tokio::sync::mpsc::Sender<PendingInsert>,
     path: PathBuf,
     _lock: ProcessLock,
+    /// `GOSTINT_TENANT_MAX_RUNNING` (`0` = no cap), read by each claim.
+    tenant_max_running: AtomicUsize,
 }
 
 impl SqliteJobStore {
@@ -190,7 +193,14 @@ impl SqliteJobStore {
         let (inserts, queue) = tokio::sync::mpsc::channel(INSERT_QUEUE);
         tokio::spawn(group_commit(writer.clone(), queue));
         tracing::debug!(path = %path.display(), "SQLite job store open");
-        Ok(Self { writer, readers, inserts, path: path.to_path_buf(), _lock: lock })
+        Ok(Self {
+            writer,
+            readers,
+            inserts,
+            path: path.to_path_buf(),
+            _lock: lock,
+            tenant_max_running: AtomicUsize::new(0),
+        })
     }
 
     /// The database file.
@@ -232,6 +242,7 @@ impl SqliteJobStore {
             .bind("node")
             .bind(0_i64)
             .bind(1_i64)
+            .bind(0_i64)
             .fetch_all(&self.writer)
             .await
             .map_err(backend)?;
@@ -241,38 +252,73 @@ impl SqliteJobStore {
 
 // ---------------------------------------------------------------- SQL
 
-/// The claim, in one statement (SPEC §5.2).
+/// The fair pick shared by both claim statements (SPEC §5.2, §10), from `heads(seq, tenant,
+/// submitted)`: the free queue heads, one per (tenant, qname). `ranked` numbers each tenant's
+/// heads oldest first; `tstat` has each such tenant's active jobs and when it last had a job
+/// started. Slots then go round-robin over tenants: every tenant's first head before any
+/// second head, and among tenants the one served least recently first (the oldest head
+/// breaks ties). `?4` > 0 caps a tenant's active jobs (`GOSTINT_TENANT_MAX_RUNNING`): a head
+/// is skipped if starting it (and the tenant's earlier-ranked heads) would pass the cap.
+/// With one writer the counts cannot change under the statement.
+macro_rules! fair_pick {
+    () => {
+        "ranked(seq, tenant, submitted, rk) AS (
+           SELECT h.seq, h.tenant, h.submitted,
+                  ROW_NUMBER() OVER (PARTITION BY h.tenant ORDER BY h.submitted, h.seq) FROM heads h
+         ),
+         tstat(tenant, active, last_started) AS (
+           SELECT t.tenant,
+                  (SELECT COUNT(*) FROM jobs a WHERE a.tenant = t.tenant AND a.status IN ('running', 'stopping')),
+                  (SELECT COALESCE(MAX(s.started), 0) FROM jobs s WHERE s.tenant = t.tenant)
+           FROM (SELECT DISTINCT tenant FROM ranked) t
+         ),
+         picked(seq) AS (
+           SELECT r.seq FROM ranked r JOIN tstat t ON t.tenant = r.tenant
+           WHERE ?4 = 0 OR r.rk + t.active <= ?4
+           ORDER BY r.rk, t.last_started, r.submitted, r.seq LIMIT ?3
+         )
+         UPDATE jobs SET status = 'running', node_uuid = ?1,
+           -- Never before the queue's previous job ended (see the PostgreSQL store).
+           started = MAX(?2, (SELECT COALESCE(MAX(p.ended), 0) FROM jobs p
+                              WHERE p.tenant = jobs.tenant AND p.qname = jobs.qname))
+         WHERE seq IN (SELECT seq FROM picked)
+         RETURNING "
+    };
+}
+
+/// The claim, in one statement (SPEC §5.2, §10).
 ///
-/// `queues` walks the distinct qnames that have a queued job by skipping through the
-/// `jobs_claim` index (`status, qname, …`): one seek per queue, however many rows each queue
-/// holds or how many queues have only ended jobs. `heads` keeps the queues with no active
-/// job (a seek in the partial unique index) and takes each one's head, its oldest queued row
-/// by (`submitted`, `seq`) (one more seek). The oldest `?3` heads become `running`. The
-/// partial unique index makes a second active job in a queue impossible even if this were
-/// wrong: the whole statement would fail instead.
+/// `queues` walks the distinct (tenant, qname) keys that have a queued job by skipping
+/// through the `jobs_claim` index (`status, tenant, qname, …`): one seek per queue, however
+/// many rows each queue holds or how many queues have only ended jobs. `heads` keeps the
+/// queues with no active job (a seek in the partial unique index) and takes each one's head,
+/// its oldest queued row by (`submitted`, `seq`) (one more seek). [`fair_pick`] chooses
+/// which heads become `running`. The partial unique index makes a second active job in a
+/// queue impossible even if this were wrong: the whole statement would fail instead.
 const CLAIM: &str = concat!(
     "WITH RECURSIVE
-       queues(qname) AS (
-         SELECT (SELECT qname FROM jobs WHERE status = 'queued' ORDER BY qname LIMIT 1)
+       queues(tenant, qname) AS (
+         SELECT * FROM (SELECT tenant, qname FROM jobs WHERE status = 'queued' ORDER BY tenant, qname LIMIT 1)
          UNION ALL
-         SELECT (SELECT j.qname FROM jobs j WHERE j.status = 'queued' AND j.qname > queues.qname
-                 ORDER BY j.qname LIMIT 1)
+         SELECT (SELECT j.tenant FROM jobs j WHERE j.status = 'queued' AND (j.tenant, j.qname) > (queues.tenant, queues.qname)
+                 ORDER BY j.tenant, j.qname LIMIT 1),
+                (SELECT j.qname FROM jobs j WHERE j.status = 'queued' AND (j.tenant, j.qname) > (queues.tenant, queues.qname)
+                 ORDER BY j.tenant, j.qname LIMIT 1)
          FROM queues WHERE queues.qname IS NOT NULL
        ),
-       heads(seq) AS (
-         SELECT (SELECT h.seq FROM jobs h WHERE h.status = 'queued' AND h.qname = queues.qname
-                 ORDER BY h.submitted, h.seq LIMIT 1)
+       heads0(seq) AS (
+         SELECT (SELECT h.seq FROM jobs h WHERE h.status = 'queued' AND h.tenant = queues.tenant
+                 AND h.qname = queues.qname ORDER BY h.submitted, h.seq LIMIT 1)
          FROM queues
          WHERE queues.qname IS NOT NULL
-           AND NOT EXISTS (SELECT 1 FROM jobs a
-                           WHERE a.qname = queues.qname AND a.status IN ('running', 'stopping'))
-       )
-     UPDATE jobs SET status = 'running', node_uuid = ?1,
-       -- Never before the queue's previous job ended (see the PostgreSQL store).
-       started = MAX(?2, (SELECT COALESCE(MAX(p.ended), 0) FROM jobs p WHERE p.qname = jobs.qname))
-     WHERE seq IN (SELECT j.seq FROM heads JOIN jobs j ON j.seq = heads.seq
-                   ORDER BY j.submitted, j.seq LIMIT ?3)
-     RETURNING ",
+           AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.tenant = queues.tenant
+                           AND a.qname = queues.qname AND a.status IN ('running', 'stopping'))
+       ),
+       heads(seq, tenant, submitted) AS (
+         SELECT j.seq, j.tenant, j.submitted FROM heads0 JOIN jobs j ON j.seq = heads0.seq
+       ),
+     ",
+    fair_pick!(),
     columns!()
 );
 
@@ -280,30 +326,24 @@ const CLAIM: &str = concat!(
 /// below: without statistics SQLite would sort every queued row instead, O(n).)
 const FAST_WINDOW: i64 = 256;
 
-/// The claim's fast path: the globally oldest queued job is always the head of its queue, so
-/// walking queued jobs oldest first (`jobs_queued_order`) and keeping those that head a free
-/// queue finds the oldest free heads in O(`max`) when queues are mostly free, whatever the
-/// number of queues. It looks at [`FAST_WINDOW`] jobs at most; when that window did not
-/// cover every queued job and found fewer than `max`, [`CLAIM`] (one seek per queue) runs
-/// for the rest.
+/// The claim's fast path, used when at most [`FAST_WINDOW`] jobs are queued: walking them
+/// oldest first (`jobs_queued_order`) and keeping those that head a free queue finds every
+/// free head without walking the queues. (With more queued, a tenant's heads could lie
+/// beyond the window and a fair pick must see them: [`CLAIM`] runs instead.)
 const CLAIM_FAST: &str = concat!(
-    "WITH cand(seq, qname, submitted) AS (
-       SELECT seq, qname, submitted FROM jobs INDEXED BY jobs_queued_order
-       WHERE status = 'queued' ORDER BY submitted, seq LIMIT ?4
+    "WITH cand(seq, tenant, qname, submitted) AS (
+       SELECT seq, tenant, qname, submitted FROM jobs INDEXED BY jobs_queued_order
+       WHERE status = 'queued' ORDER BY submitted, seq LIMIT ?5
      ),
-     heads(seq) AS (
-       SELECT c.seq FROM cand c
-       WHERE NOT EXISTS (SELECT 1 FROM jobs e WHERE e.status = 'queued' AND e.qname = c.qname
+     heads(seq, tenant, submitted) AS (
+       SELECT c.seq, c.tenant, c.submitted FROM cand c
+       WHERE NOT EXISTS (SELECT 1 FROM jobs e WHERE e.status = 'queued' AND e.tenant = c.tenant AND e.qname = c.qname
                          AND (e.submitted < c.submitted OR (e.submitted = c.submitted AND e.seq < c.seq)))
-         AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.qname = c.qname AND a.status IN ('running', 'stopping'))
-       -- `cand` is a co-routine yielding rows in index order: without a second ORDER BY,
-       -- SQLite stops at the LIMIT instead of checking the whole window.
-       LIMIT ?3
-     )
-     UPDATE jobs SET status = 'running', node_uuid = ?1,
-       started = MAX(?2, (SELECT COALESCE(MAX(p.ended), 0) FROM jobs p WHERE p.qname = jobs.qname))
-     WHERE seq IN (SELECT seq FROM heads)
-     RETURNING ",
+         AND NOT EXISTS (SELECT 1 FROM jobs a WHERE a.tenant = c.tenant AND a.qname = c.qname
+                         AND a.status IN ('running', 'stopping'))
+     ),
+     ",
+    fair_pick!(),
     columns!()
 );
 
@@ -356,6 +396,7 @@ struct JobRow {
     definition: String,
     wrap_secret_id: String,
     payload: Option<String>,
+    tenant: String,
 }
 
 impl JobRow {
@@ -385,6 +426,7 @@ impl JobRow {
             definition,
             wrap_secret_id: self.wrap_secret_id,
             payload: self.payload,
+            tenant: self.tenant,
         })
     }
 }
@@ -411,6 +453,7 @@ struct InsertRow {
     definition: String,
     wrap_secret_id: String,
     payload: Option<String>,
+    tenant: String,
 }
 
 type PendingInsert = gostint_core::group_commit::Pending<InsertRow, sqlx::Error>;
@@ -418,8 +461,8 @@ type PendingInsert = gostint_core::group_commit::Pending<InsertRow, sqlx::Error>
 fn insert(r: &InsertRow) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
     sqlx::query(
         "INSERT INTO jobs (id, qname, owner, status, submitted, tty, container_image, definition,
-                           wrap_secret_id, payload)
-         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9)",
+                           wrap_secret_id, payload, tenant)
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
     )
     .bind(&r.id)
     .bind(&r.qname)
@@ -430,6 +473,7 @@ fn insert(r: &InsertRow) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::S
     .bind(&r.definition)
     .bind(&r.wrap_secret_id)
     .bind(&r.payload)
+    .bind(&r.tenant)
 }
 
 async fn insert_group(writer: &SqlitePool, rows: &[&InsertRow]) -> Result<(), sqlx::Error> {
@@ -466,6 +510,7 @@ impl JobStore for SqliteJobStore {
             definition,
             wrap_secret_id: job.wrap_secret_id,
             payload: job.payload,
+            tenant: job.tenant,
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let stopped = || {
@@ -488,29 +533,20 @@ impl JobStore for SqliteJobStore {
         let limit = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
         // One connection for the whole claim (it is the only writer): nothing interleaves.
         let mut conn = self.writer.acquire().await.map_err(backend)?;
+        let tenant_cap = i64::try_from(self.tenant_max_running.load(Ordering::Relaxed)).unwrap_or(i64::MAX);
         let claimed = async {
-            let mut rows = sqlx::query_as::<_, JobRow>(CLAIM_FAST)
+            // The fast path only when its window holds every queued job: the fair pick
+            // must see every tenant's heads.
+            let queued: i64 =
+                sqlx::query_scalar(QUEUED_BEYOND_WINDOW).bind(FAST_WINDOW + 1).fetch_one(&mut *conn).await?;
+            let statement = if queued <= FAST_WINDOW { CLAIM_FAST } else { CLAIM };
+            let query = sqlx::query_as::<_, JobRow>(statement)
                 .bind(node.as_str())
                 .bind(now.millis())
                 .bind(limit(max))
-                .bind(FAST_WINDOW)
-                .fetch_all(&mut *conn)
-                .await?;
-            if rows.len() < max {
-                // Claimed jobs are running now, so the window may reach one more job.
-                let seen: i64 =
-                    sqlx::query_scalar(QUEUED_BEYOND_WINDOW).bind(FAST_WINDOW + 1).fetch_one(&mut *conn).await?;
-                if seen > FAST_WINDOW - rows.len() as i64 {
-                    let more = sqlx::query_as::<_, JobRow>(CLAIM)
-                        .bind(node.as_str())
-                        .bind(now.millis())
-                        .bind(limit(max - rows.len()))
-                        .fetch_all(&mut *conn)
-                        .await?;
-                    rows.extend(more);
-                }
-            }
-            Ok::<_, sqlx::Error>(rows)
+                .bind(tenant_cap);
+            let query = if queued <= FAST_WINDOW { query.bind(FAST_WINDOW) } else { query };
+            query.fetch_all(&mut *conn).await
         }
         .await;
         drop(conn);
@@ -812,6 +848,19 @@ impl JobStore for SqliteJobStore {
     async fn listen(&self, _sink: gostint_core::EventSink) -> Result<(), StoreError> {
         // One process per SQLite file: every event is in-process already.
         Ok(())
+    }
+
+    fn set_tenant_max_running(&self, max: usize) {
+        self.tenant_max_running.store(max, Ordering::Relaxed);
+    }
+
+    async fn count_queued(&self, tenant: &str) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM jobs WHERE status = 'queued' AND tenant = ?1")
+            .bind(tenant)
+            .fetch_one(&self.readers)
+            .await
+            .map_err(backend)?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 

@@ -1,7 +1,7 @@
 //! [`JobVault`] for [`VaultClient`]: the calls gostint's server makes (SPEC.md §2.3, §2.5, §4).
 
 use async_trait::async_trait;
-use gostint_core::{JobVault, SecretData, TokenInfo, VaultError, VaultErrorKind};
+use gostint_core::{JobVault, SecretData, TokenInfo, VaultError, VaultErrorKind, WrapInfo};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
@@ -93,6 +93,19 @@ impl JobVault for VaultClient {
     async fn revoke_self(&self, token: &str) -> Result<(), VaultError> {
         self.send(Call::new(Method::PUT, "auth/token/revoke-self").token(token)).await?;
         Ok(())
+    }
+
+    async fn wrapping_lookup(&self, wrap_token: &str) -> Result<WrapInfo, VaultError> {
+        // No Vault token: lookup is unauthenticated and spends nothing of the wrapping token.
+        let secrets = [wrap_token];
+        let call =
+            Call::new(Method::POST, "sys/wrapping/lookup").body(json!({ "token": wrap_token })).also_redact(&secrets);
+        let label = call.label();
+        let body = expect_body(self.send(call).await?, &label)?;
+        match body.get("data").and_then(|d| d.get("creation_path")) {
+            Some(Value::String(path)) => Ok(WrapInfo { creation_path: path.clone() }),
+            _ => Err(invalid(&label, "no string `data.creation_path`")),
+        }
     }
 }
 

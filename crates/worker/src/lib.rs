@@ -10,6 +10,7 @@
 mod dispatcher;
 mod job_files;
 pub mod pipeline;
+mod tenant_metrics;
 
 pub use dispatcher::{NodeState, Worker, WorkerConfig};
 pub use job_files::{ImageFiles, JobDir, JobFiles};

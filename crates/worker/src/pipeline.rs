@@ -39,6 +39,10 @@ pub struct PipelineConfig {
     pub kill_grace: Duration,
     /// Unpacked-content cap.
     pub max_content_unpacked: u64,
+    /// The tenants (SPEC §10): a job logs in with its tenant's role_id and decrypts with its
+    /// tenant's transit key. (`role_id`/`role_name` above are the single-tenant fallback's
+    /// source and no longer read by the pipeline.)
+    pub tenants: gostint_core::TenantRegistry,
 }
 
 /// The ports a run uses.
@@ -83,6 +87,7 @@ pub async fn run_job(
     recorded: impl FnOnce(),
 ) {
     let mut left = Leftovers::default();
+    crate::tenant_metrics::claimed(ports, cfg, &job);
     let outcome = execute(ports, cfg, &job, &mut left, abort).await;
     drop(left.job_dir.take());
     // The container has exited: record first, so the requestor and the queue's next job do
@@ -110,6 +115,7 @@ async fn record(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, outcome: O
         match ports.store.finish(&job.id, &cfg.node, outcome.clone(), Timestamp::now()).await {
             Ok(true) => {
                 ports.metrics.jobs_finished.with_label_values(&[status.as_str()]).inc();
+                crate::tenant_metrics::finished(ports, cfg, job, status);
                 info!(job_id = %job.id, status = %status, return_code = outcome.return_code, "job ended");
                 return;
             }
@@ -190,9 +196,9 @@ async fn execute(
     };
     left.job_token = Some(token.clone());
 
-    // 3. Decrypt the payload, if any.
+    // 3. Decrypt the payload, if any, with the job's tenant's transit key.
     let payload_def = match &job.payload {
-        Some(ct) if !ct.is_empty() => match decrypt_payload(ports, cfg, &token, ct, &job.qname).await {
+        Some(ct) if !ct.is_empty() => match decrypt_payload(ports, cfg, job, &token, ct, &job.qname).await {
             Ok(d) => Some(d),
             Err(o) => return o,
         },
@@ -363,23 +369,56 @@ async fn login(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord) -> Result<S
     let Some(secret_id) = data.get("secret_id").and_then(|v| v.as_str()) else {
         return Err(alert("wrapped response has no secret_id".into()));
     };
-    match ports.vault.approle_login(&cfg.role_id, secret_id).await {
+    // SPEC §10: the job's own tenant's role_id, so a secret-id of another AppRole fails.
+    let Some(tenant) = tenant_of(cfg, job) else {
+        return Err(login_alert(
+            ports,
+            job,
+            format!(
+                "Request failed AppRole authentication with vault: tenant {:?} is not configured on this gostint node",
+                job.tenant
+            ),
+        ));
+    };
+    match ports.vault.approle_login(&tenant.role_id, secret_id).await {
         Ok(Some(token)) => Ok(token),
         Ok(None) => Err(not_authorised("Request's Vault AppRole authentication returned no Auth token")),
-        Err(e) => Err(not_authorised(format!("Request failed AppRole authentication with vault: {e}"))),
+        Err(e) => Err(login_alert(ports, job, format!("Request failed AppRole authentication with vault: {e}"))),
     }
+}
+
+/// A failed AppRole login raises the interception alert too (SPEC §10): the secret-id was
+/// unwrapped but is not one of the job's tenant.
+fn login_alert(ports: &Ports, job: &JobRecord, msg: String) -> Outcome {
+    warn!(job_id = %job.id, tenant = %job.tenant, error = %msg, alert = "interception", "AppRole login with the job's secret-id failed");
+    ports.metrics.interception_alerts.with_label_values(&["login"]).inc();
+    not_authorised(msg)
+}
+
+/// The job's tenant in the set in force; a row from before tenants (tenant `""`) belongs to
+/// the one tenant of a single-tenant set-up.
+pub(crate) fn tenant_of(cfg: &PipelineConfig, job: &JobRecord) -> Option<gostint_core::Tenant> {
+    let set = cfg.tenants.current();
+    set.get(&job.tenant).cloned().or_else(|| match set.all() {
+        [only] if job.tenant.is_empty() => Some(only.clone()),
+        _ => None,
+    })
 }
 
 async fn decrypt_payload(
     ports: &Ports,
     cfg: &PipelineConfig,
+    job: &JobRecord,
     token: &str,
     ciphertext: &str,
     qname: &str,
 ) -> Result<JobDefinition, Outcome> {
-    let Some(key) = cfg.role_name.as_deref() else {
+    // The tenant's name is its transit key (SPEC §10); login already found the tenant.
+    let key = tenant_of(cfg, job).map(|t| t.name).unwrap_or_default();
+    if key.is_empty() {
         return Err(failed("Failed to decrypt payload via vault: GOSTINT_ROLENAME is not set on this gostint node"));
-    };
+    }
+    let key = key.as_str();
     let plain_b64 = ports
         .vault
         .transit_decrypt(token, key, ciphertext)

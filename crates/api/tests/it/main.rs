@@ -47,6 +47,12 @@ impl JobVault for FakeVault {
     async fn revoke_self(&self, _: &str) -> Result<(), VaultError> {
         Ok(())
     }
+    async fn wrapping_lookup(&self, _: &str) -> Result<gostint_core::WrapInfo, VaultError> {
+        if !self.up {
+            return Err(VaultError::new(VaultErrorKind::Unavailable, "connection refused"));
+        }
+        Ok(gostint_core::WrapInfo { creation_path: "auth/approle/role/gostint-role/secret-id".into() })
+    }
 }
 
 /// A Docker engine that is down.
@@ -123,8 +129,13 @@ async fn app(vault_up: bool, protect_status: bool) -> (axum::Router, tempfile::T
             max_body: 1 << 20,
             vault_addr: "http://vault:8200".into(),
             vault_external_addr: "https://vault.example".into(),
+            tenant_max_queued: 10_000,
         }),
         metrics: gostint_metrics::Metrics::new(),
+        tenants: gostint_core::TenantRegistry::new(gostint_core::Tenants::single(
+            Some("gostint-role".into()),
+            "rid".into(),
+        )),
     };
     (router(state), dir)
 }

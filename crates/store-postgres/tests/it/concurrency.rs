@@ -25,6 +25,7 @@ fn job(q: usize, submitted: i64) -> NewJob {
         definition: JobDefinition { qname, container_image: "busybox".into(), ..Default::default() },
         wrap_secret_id: "w".into(),
         payload: None,
+        tenant: String::new(),
     }
 }
 

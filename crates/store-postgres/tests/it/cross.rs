@@ -47,6 +47,7 @@ async fn the_listener_reconnects_when_its_connection_is_killed() {
         definition: Default::default(),
         wrap_secret_id: "w".into(),
         payload: None,
+        tenant: String::new(),
     };
     writer.enqueue(job).await.unwrap();
     heard.expect(StoreEvent::Claimable, "enqueue after reconnect").await;

@@ -18,6 +18,7 @@ fn job(qname: &str, submitted: i64) -> NewJob {
         definition: JobDefinition::default(),
         wrap_secret_id: "w".into(),
         payload: None,
+        tenant: String::new(),
     }
 }
 

@@ -21,6 +21,7 @@ fn job(qname: String, submitted: Timestamp) -> NewJob {
         definition: JobDefinition { qname, container_image: "busybox".into(), ..Default::default() },
         wrap_secret_id: "w".into(),
         payload: None,
+        tenant: String::new(),
     }
 }
 

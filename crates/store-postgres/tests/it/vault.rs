@@ -64,6 +64,7 @@ fn job(i: i64) -> NewJob {
         definition: JobDefinition::default(),
         wrap_secret_id: "w".into(),
         payload: None,
+        tenant: String::new(),
     }
 }
 

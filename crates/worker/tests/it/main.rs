@@ -39,6 +39,9 @@ impl JobVault for FakeVault {
     async fn revoke_self(&self, _: &str) -> Result<(), VaultError> {
         Ok(())
     }
+    async fn wrapping_lookup(&self, _: &str) -> Result<gostint_core::WrapInfo, VaultError> {
+        unreachable!("the worker never looks up wrapping tokens")
+    }
 }
 
 /// Panics in `create` for images named `panic/...`; fails `wait` for `broken/...`; with
@@ -121,6 +124,7 @@ fn job(image: &str) -> NewJob {
         definition: JobDefinition { container_image: image.into(), ..Default::default() },
         wrap_secret_id: "wrap".into(),
         payload: None,
+        tenant: String::new(),
     }
 }
 
@@ -170,6 +174,7 @@ impl Harness {
                 job_timeout: None,
                 kill_grace: Duration::from_secs(1),
                 max_content_unpacked: 1 << 20,
+                tenants: gostint_core::TenantRegistry::new(gostint_core::Tenants::single(None, "rid".into())),
             },
             max_running: 1,
             sweep: Duration::from_secs(1),

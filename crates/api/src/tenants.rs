@@ -1,0 +1,74 @@
+//! SPEC §10 at submission: which tenant a job belongs to (the creation path of its wrapped
+//! secret-id) and whether that tenant may queue one more.
+
+use gostint_core::VaultErrorKind;
+use tracing::{info, warn};
+
+use crate::error::ApiError;
+use crate::AppState;
+
+/// What a re-wrapped secret-id, another path, or an unconfigured AppRole gets.
+pub(crate) const NOT_ACCEPTED: &str = "wrap_secret_id is not a secret-id of an accepted AppRole";
+/// What an expired, used or unknown wrapping token gets.
+pub(crate) const EXPIRED: &str = "wrap_secret_id is expired or unknown";
+
+/// `sys/wrapping/lookup` (no Vault token, spends nothing): the secret-id must have been
+/// wrapped by Vault at `auth/approle/role/<name>/secret-id` for a configured tenant `name`.
+/// Anything else is what an interceptor who redeemed the original would send: 403, the
+/// interception counter (`kind="creation_path"`) and a warning. Returns the tenant's name.
+pub(crate) async fn check_secret_id(state: &AppState, wrap_token: &str) -> Result<String, ApiError> {
+    let info = match state.vault.wrapping_lookup(wrap_token).await {
+        Ok(info) => info,
+        Err(e) if e.kind == VaultErrorKind::Unavailable => {
+            warn!(error = %e, "vault unavailable for the wrapping lookup");
+            return Err(ApiError::Unavailable("vault unavailable"));
+        }
+        Err(e) => {
+            info!(error = %e, "wrapping lookup refused: expired or unknown wrap_secret_id");
+            return Err(ApiError::Forbidden(EXPIRED.into()));
+        }
+    };
+    let tenants = state.tenants.current();
+    match tenants.by_creation_path(&info.creation_path) {
+        Some(t) => Ok(t.name.clone()),
+        None => {
+            // The path is Vault's, not a secret (e.g. `sys/wrapping/wrap`).
+            warn!(
+                alert = "interception",
+                creation_path = %info.creation_path,
+                "wrap_secret_id was not wrapped by an accepted AppRole: possible interception (re-wrapped secret-id) or an unconfigured tenant"
+            );
+            state.metrics.interception_alerts.with_label_values(&["creation_path"]).inc();
+            Err(ApiError::Forbidden(NOT_ACCEPTED.into()))
+        }
+    }
+}
+
+/// `GOSTINT_TENANT_MAX_QUEUED`: 429 when the tenant already has that many queued jobs. A
+/// check, then the insert: simultaneous POSTs may pass it by a few (a soft limit).
+pub(crate) async fn check_quota(state: &AppState, tenant: &str) -> Result<(), ApiError> {
+    let limit = state.cfg.tenant_max_queued;
+    if limit == 0 {
+        return Ok(());
+    }
+    let queued = state.store.count_queued(tenant).await.map_err(ApiError::store)?;
+    if queued >= limit {
+        state.metrics.tenant_quota_refusals.with_label_values(&[tenant]).inc();
+        info!(tenant, queued, limit, "tenant queue quota reached");
+        return Err(ApiError::TooMany(format!("tenant {tenant} has {queued} queued jobs (limit {limit})")));
+    }
+    Ok(())
+}
+
+/// Refreshes `gostint_tenant_queued_jobs` for every configured tenant (before a scrape).
+pub(crate) async fn refresh_gauges(state: &AppState) {
+    let tenants = state.tenants.current();
+    for t in tenants.all() {
+        match state.store.count_queued(&t.name).await {
+            Ok(n) => {
+                state.metrics.tenant_queued.with_label_values(&[&t.name]).set(i64::try_from(n).unwrap_or(i64::MAX))
+            }
+            Err(e) => warn!(error = %e, "could not count a tenant's queued jobs for the metrics"),
+        }
+    }
+}
