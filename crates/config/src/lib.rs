@@ -94,6 +94,9 @@ pub mod env {
     pub const VAULT_CLIENT_TIMEOUT: &str = "VAULT_CLIENT_TIMEOUT";
     /// Accepted but ignored (with a warning), as in the original's later versions.
     pub const IGNORED: &[&str] = &["GOSTINT_DBAUTH_TOKEN", "GOSTINT_RUN_ROLENAME"];
+    /// Open `GET /v1/api/job/{id}/stream` connections per caller (Vault identity) on one
+    /// node; beyond it the stream answers 429. `0` = no cap. Default `10`.
+    pub const MAX_STREAMS_PER_CALLER: &str = "GOSTINT_MAX_STREAMS_PER_CALLER";
 }
 
 /// A setting that cannot be used; the message names the variable.
@@ -227,6 +230,8 @@ pub struct Settings {
     pub stale_after: Duration,
     /// Variables that were set but are ignored (the server warns).
     pub ignored_set: Vec<&'static str>,
+    /// Open streams per caller (`0` = no cap).
+    pub max_streams_per_caller: usize,
 }
 
 /// Where values come from: the process environment, or a map in tests.
@@ -356,6 +361,13 @@ impl Settings {
             None => 0,
             Some(v) => v.trim().parse().map_err(|_| invalid(env::MAX_RUNNING, v, "expected a whole number".into()))?,
         };
+        let max_streams_per_caller = match get(env::MAX_STREAMS_PER_CALLER) {
+            None => 10,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| invalid(env::MAX_STREAMS_PER_CALLER, v, "expected a whole number".into()))?,
+        };
         let state_dir = match (get(env::STATE_DIR), &store) {
             (Some(dir), _) => PathBuf::from(dir),
             (None, StoreKind::Sqlite(path)) => match path.parent() {
@@ -427,6 +439,7 @@ impl Settings {
             retention: duration(env::RETENTION, "6h")?,
             stale_after: duration(env::STALE_AFTER, "5m")?,
             ignored_set: env::IGNORED.iter().copied().filter(|v| get(v).is_some()).collect(),
+            max_streams_per_caller,
         })
     }
 }

@@ -123,8 +123,10 @@ async fn app(vault_up: bool, protect_status: bool) -> (axum::Router, tempfile::T
             max_body: 1 << 20,
             vault_addr: "http://vault:8200".into(),
             vault_external_addr: "https://vault.example".into(),
+            max_streams_per_caller: 2,
         }),
         metrics: gostint_metrics::Metrics::new(),
+        live: Default::default(),
     };
     (router(state), dir)
 }
