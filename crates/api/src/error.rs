@@ -25,6 +25,8 @@ pub enum ApiError {
     Internal(String),
     /// 503 `Service Unavailable.`
     Unavailable(&'static str),
+    /// 429 `Too Many Requests.`: the caller has this many streams open already.
+    TooManyStreams(usize),
 }
 
 #[derive(Serialize)]
@@ -36,6 +38,11 @@ struct Body<'a> {
 impl ApiError {
     fn parts(&self) -> (StatusCode, &'static str, &str) {
         match self {
+            ApiError::TooManyStreams(_) => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Too Many Requests.",
+                "too many open streams for this caller (GOSTINT_MAX_STREAMS_PER_CALLER); close one and retry",
+            ),
             ApiError::BadRequest(e) => (StatusCode::BAD_REQUEST, "Invalid request.", e),
             ApiError::BadJob(e) => (StatusCode::BAD_REQUEST, "Invalid job request.", e),
             ApiError::Denied => (StatusCode::FORBIDDEN, "Permission Denied.", "permission denied"),

@@ -32,8 +32,13 @@ impl Caller {
         }
     }
 
-    fn may_see(&self, job: &JobRecord) -> bool {
+    pub(crate) fn may_see(&self, job: &JobRecord) -> bool {
         self.admin || job.owner == self.owner
+    }
+
+    /// Who the per-caller stream cap counts.
+    pub(crate) fn key(&self) -> String {
+        self.owner.as_str().to_string()
     }
 }
 
@@ -67,7 +72,7 @@ impl FromRequestParts<AppState> for Caller {
 
 /// The `{jobID}` of a job route, checked for the ObjectId shape (400 otherwise). Put it after
 /// [`Caller`] in a handler's arguments: authentication comes first, as in the original.
-pub(crate) struct JobIdParam(JobId);
+pub(crate) struct JobIdParam(pub(crate) JobId);
 
 impl FromRequestParts<AppState> for JobIdParam {
     type Rejection = ApiError;
@@ -154,19 +159,6 @@ async fn read_cubby_payload(state: &AppState, token: &str, path: &str) -> Result
     }
 }
 
-/// `GET /v1/api/job/{id}`.
-pub(crate) async fn get_job(
-    State(state): State<AppState>,
-    caller: Caller,
-    JobIdParam(id): JobIdParam,
-) -> Result<Response, ApiError> {
-    let job = state.store.get(&id).await.map_err(ApiError::store)?;
-    match job {
-        Some(j) if caller.may_see(&j) => Ok(JsonLine(JobView::from(j)).into_response()),
-        _ => Err(ApiError::NotFound),
-    }
-}
-
 #[derive(Deserialize)]
 pub(crate) struct ListQuery {
     skip: Option<String>,
@@ -235,6 +227,9 @@ pub(crate) async fn kill(
         .ok_or(ApiError::NotFound)?;
     if outcome.previous.is_active() {
         state.node.wake_kills();
+    } else {
+        // A queued job ended `failed` at once: its followers should see it.
+        state.live.publish(id);
     }
     info!(job_id = %id, previous = %outcome.previous, "kill requested");
     Ok(JsonLine(Killed {

@@ -8,6 +8,7 @@
 mod error;
 mod handlers;
 mod tenants;
+mod live;
 mod view;
 
 use std::sync::Arc;
@@ -39,6 +40,8 @@ pub struct AppState {
     pub metrics: gostint_metrics::Metrics,
     /// The accepted tenants (job AppRoles), replaced on SIGHUP.
     pub tenants: gostint_core::TenantRegistry,
+    /// Wakes streams and long-polls when a job changes (SPEC.md §12).
+    pub live: Arc<gostint_core::live::LiveHub>,
 }
 
 /// API settings.
@@ -56,13 +59,16 @@ pub struct ApiConfig {
     pub vault_external_addr: String,
     /// `GOSTINT_TENANT_MAX_QUEUED` (`0` = no limit).
     pub tenant_max_queued: u64,
+    /// Open streams per caller (`GOSTINT_MAX_STREAMS_PER_CALLER`, 0 = no cap).
+    pub max_streams_per_caller: usize,
 }
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/v1/api/job", post(handlers::submit).get(handlers::list))
-        .route("/v1/api/job/{jobID}", get(handlers::get_job).delete(handlers::delete))
+        .route("/v1/api/job/{jobID}", get(live::get_job).delete(handlers::delete))
+        .route("/v1/api/job/{jobID}/stream", get(live::stream))
         .route("/v1/api/job/kill/{jobID}", post(handlers::kill))
         .route("/v1/api/health", get(handlers::health))
         .route("/v1/api/vault/info", get(handlers::vault_info))

@@ -144,6 +144,11 @@ impl Gostint {
         Ok(Self { http, base: parsed.as_str().trim_end_matches('/').to_string() })
     }
 
+    /// A request to `path` under the base URL with `X-Auth-Token` (for the stream).
+    pub(crate) fn request(&self, method: Method, path: &str, token: &str) -> reqwest::RequestBuilder {
+        self.http.request(method, format!("{}{path}", self.base)).header("X-Auth-Token", token)
+    }
+
     /// `POST /v1/api/job` with `body` (sent once: a retry could queue the job twice).
     ///
     /// # Errors

@@ -15,7 +15,7 @@ use crate::api::{is_job_id, ApiError, Gostint, Reply};
 use crate::args::{Common, IdArgs, ListArgs, RunArgs};
 use crate::exit;
 use crate::job::build_job;
-use crate::output::{failure_banner, list_text, status_text, write_stderr, write_stdout, Diag, Progress};
+use crate::output::{list_text, status_text, write_stderr, write_stdout, Diag, Progress};
 use crate::session::{vault_client, Credentials, Session, CUBBY_PATH};
 
 /// Consecutive polls that may go unanswered (gostint restarting, a proxy hiccup) before
@@ -136,6 +136,36 @@ async fn submit_and_wait(
         return Ok(exit::SUCCESS);
     }
 
+    // Live (SPEC.md §12): output as it comes, unless `--json` wants the final view only.
+    if !a.json {
+        let followed = crate::stream::follow(
+            api,
+            api_token.expose_secret(),
+            &id,
+            |which, bytes| match which {
+                crate::stream::Stream::Stdout => {
+                    let _ = write_stdout(bytes);
+                }
+                crate::stream::Stream::Stderr => write_stderr(bytes),
+            },
+            |status| diag.debug(format!("job {id}: {status}")),
+        )
+        .await
+        .map_err(|e| {
+            anyhow::Error::new(e).context(format!("following job {id}; it may still run: gostint-client status {id}"))
+        })?;
+        if let crate::stream::Followed::Ended(view) = followed {
+            let status = view.get("status").and_then(Value::as_str).unwrap_or_default();
+            let return_code = view.get("return_code").and_then(Value::as_i64).unwrap_or_default();
+            diag.debug(format!("job {id} ended {status} (return code {return_code})"));
+            if status != "success" {
+                write_stderr(&status_line(status, std::io::stderr().is_terminal()));
+            }
+            return Ok(exit::for_job(status, return_code));
+        }
+        diag.debug("gostint has no live stream; polling");
+    }
+
     let last = wait(api, api_token.expose_secret(), &id, a.poll_interval, diag).await?;
     let status = last.json.get("status").and_then(Value::as_str).unwrap_or_default();
     let return_code = last.json.get("return_code").and_then(Value::as_i64).unwrap_or_default();
@@ -197,17 +227,26 @@ fn print_raw(reply: &Reply) -> anyhow::Result<()> {
     write_stdout(&bytes).context("writing to stdout")
 }
 
-/// `success`: output to stdout, stderr to stderr, both byte for byte. Otherwise
-/// `[<status>] <output>` on stderr (red on a terminal), then the job's stderr.
+/// Output to stdout, stderr to stderr, both byte for byte, whatever the status (as
+/// `docker run`); then, unless `success`, the `[<status>]` line on stderr (red on a terminal).
 fn print_outcome(job: &Value) -> anyhow::Result<()> {
     let text = |k: &str| job.get(k).and_then(Value::as_str).unwrap_or_default();
-    if text("status") == "success" {
-        write_stdout(text("output").as_bytes()).context("writing the job's output to stdout")?;
-    } else {
-        write_stderr(&failure_banner(job, std::io::stderr().is_terminal()));
-    }
+    write_stdout(text("output").as_bytes()).context("writing the job's output to stdout")?;
     write_stderr(text("stderr").as_bytes());
+    if text("status") != "success" {
+        write_stderr(&status_line(text("status"), std::io::stderr().is_terminal()));
+    }
     Ok(())
+}
+
+/// `[<status>]` and a newline, red when `colour` (and `NO_COLOR` is unset).
+fn status_line(status: &str, colour: bool) -> Vec<u8> {
+    let colour = colour && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    if colour {
+        format!("\x1b[31m[{status}]\x1b[0m\n").into_bytes()
+    } else {
+        format!("[{status}]\n").into_bytes()
+    }
 }
 
 /// Logs in for a subcommand; see `gostint-client status --help` for why the requestor's

@@ -34,6 +34,7 @@ pub mod flow;
 pub mod job;
 pub mod output;
 pub mod session;
+pub mod stream;
 
 use clap::Parser;
 

@@ -112,6 +112,9 @@ pub mod env {
     /// Most `running` + `stopping` jobs one tenant may have over all nodes sharing the
     /// store. Default `0` = no cap.
     pub const TENANT_MAX_RUNNING: &str = "GOSTINT_TENANT_MAX_RUNNING";
+    /// Open `GET /v1/api/job/{id}/stream` connections per caller (Vault identity) on one
+    /// node; beyond it the stream answers 429. `0` = no cap. Default `10`.
+    pub const MAX_STREAMS_PER_CALLER: &str = "GOSTINT_MAX_STREAMS_PER_CALLER";
 }
 
 /// A setting that cannot be used; the message names the variable.
@@ -253,6 +256,8 @@ pub struct Settings {
     pub tenant_max_queued: u64,
     /// Active jobs per tenant over all nodes (`0` = no cap).
     pub tenant_max_running: usize,
+    /// Open streams per caller (`0` = no cap).
+    pub max_streams_per_caller: usize,
 }
 
 /// Reads `GOSTINT_APPROLES_FILE` (at start and on SIGHUP).
@@ -400,6 +405,13 @@ impl Settings {
             None => 0,
             Some(v) => v.trim().parse().map_err(|_| invalid(env::MAX_RUNNING, v, "expected a whole number".into()))?,
         };
+        let max_streams_per_caller = match get(env::MAX_STREAMS_PER_CALLER) {
+            None => 10,
+            Some(v) => v
+                .trim()
+                .parse()
+                .map_err(|_| invalid(env::MAX_STREAMS_PER_CALLER, v, "expected a whole number".into()))?,
+        };
         let state_dir = match (get(env::STATE_DIR), &store) {
             (Some(dir), _) => PathBuf::from(dir),
             (None, StoreKind::Sqlite(path)) => match path.parent() {
@@ -495,6 +507,7 @@ impl Settings {
             retention: duration(env::RETENTION, "6h")?,
             stale_after: duration(env::STALE_AFTER, "5m")?,
             ignored_set: env::IGNORED.iter().copied().filter(|v| get(v).is_some()).collect(),
+            max_streams_per_caller,
         })
     }
 }

@@ -146,6 +146,18 @@ pub trait JobStore: Send + Sync + 'static {
 
     /// `queued` jobs of `tenant` (the `GOSTINT_TENANT_MAX_QUEUED` check and gauge).
     async fn count_queued(&self, tenant: &str) -> Result<u64, StoreError>;
+    /// Adds live output to a job `node` runs (`running`/`stopping`): appends `stdout` to
+    /// `output` and `stderr` to `stderr`, or with `replace` sets them (the capped tail took
+    /// over). Wakes followers on other nodes (PostgreSQL NOTIFY). Returns false if the job
+    /// is not such a job.
+    async fn append_output(
+        &self,
+        id: &JobId,
+        node: &NodeId,
+        stdout: &str,
+        stderr: &str,
+        replace: bool,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Something that happened in the store which may let a node claim or kill.
@@ -155,6 +167,8 @@ pub enum StoreEvent {
     Claimable,
     /// A kill was requested for an active job: its owner should look.
     KillRequested,
+    /// A job's output or status changed: its followers (streams, long-polls) should look.
+    JobChanged(JobId),
 }
 
 /// Where a store delivers [`StoreEvent`]s (called from the store's listener task; keep it
@@ -287,6 +301,37 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn info(&self) -> Result<EngineInfo, RuntimeError>;
     /// Removes every container whose label `key` has `value`; returns how many.
     async fn remove_labelled(&self, key: &str, value: &str) -> Result<u64, RuntimeError>;
+
+    /// Follows a started container's output as it comes, calling `sink` for each chunk,
+    /// until the container's output ends (it exited). Demultiplexed unless `tty`.
+    ///
+    /// The default waits for the exit and delivers [`ContainerRuntime::logs`] in one go
+    /// (an engine without a follow call).
+    async fn follow_logs(
+        &self,
+        id: &str,
+        tty: bool,
+        sink: &mut (dyn FnMut(LogChunk) + Send),
+    ) -> Result<(), RuntimeError> {
+        self.wait(id).await?;
+        let logs = self.logs(id, tty, usize::MAX).await?;
+        if !logs.stdout.is_empty() {
+            sink(LogChunk::Stdout(logs.stdout));
+        }
+        if !logs.stderr.is_empty() {
+            sink(LogChunk::Stderr(logs.stderr));
+        }
+        Ok(())
+    }
+}
+
+/// A piece of a container's output.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum LogChunk {
+    /// stdout (or the one stream of a tty container).
+    Stdout(Vec<u8>),
+    /// stderr.
+    Stderr(Vec<u8>),
 }
 
 // ---------------------------------------------------------------- vault

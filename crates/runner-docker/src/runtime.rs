@@ -439,6 +439,29 @@ impl ContainerRuntime for DockerRuntime {
             None => Ok(removed),
         }
     }
+
+    async fn follow_logs(
+        &self,
+        id: &str,
+        tty: bool,
+        sink: &mut (dyn FnMut(gostint_core::LogChunk) + Send),
+    ) -> Result<(), RuntimeError> {
+        // No call timeout: the stream lasts as long as the container runs (the pipeline
+        // bounds the run). It starts from the container's first byte, so nothing printed
+        // before the call is lost.
+        let options = LogsOptionsBuilder::default().stdout(true).stderr(true).follow(true).build();
+        let mut frames = self.docker.logs(id, Some(options));
+        while let Some(frame) = frames.next().await {
+            match frame.map_err(container_err)? {
+                bollard::container::LogOutput::StdErr { message } if !tty => {
+                    sink(gostint_core::LogChunk::Stderr(message.to_vec()))
+                }
+                bollard::container::LogOutput::StdIn { .. } => {}
+                other => sink(gostint_core::LogChunk::Stdout(other.as_ref().to_vec())),
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A failed pull attempt and whether another is worth it.

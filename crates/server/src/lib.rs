@@ -154,12 +154,14 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
             Err(e) => warn!(dir = %previous.display(), error = %e, "could not remove the previous run's job files"),
         }
     }
+    let live = Arc::new(gostint_core::live::LiveHub::new());
     let ports = Ports {
         store: store.clone(),
         runtime: runtime.clone(),
         vault: vault.clone(),
         metrics: metrics.clone(),
         files: Arc::new(files),
+        live: live.clone(),
     };
     let pipeline = PipelineConfig {
         node: node.clone(),
@@ -200,9 +202,11 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     tracker.spawn(housekeeping.run(cancel.child_token()));
     // Wake-ups other nodes cause (PostgreSQL LISTEN/NOTIFY); a no-op for SQLite.
     let sink_worker = worker.clone();
+    let sink_live = live.clone();
     let sink: gostint_core::EventSink = Arc::new(move |event| match event {
         gostint_core::StoreEvent::Claimable => sink_worker.wake(),
         gostint_core::StoreEvent::KillRequested => sink_worker.wake_kills(),
+        gostint_core::StoreEvent::JobChanged(id) => sink_live.publish(id),
     });
     let listen_store = store.clone();
     let listen_cancel = cancel.child_token();
@@ -227,9 +231,11 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
             vault_addr: settings.vault.addr.clone(),
             vault_external_addr: settings.vault.external_addr.clone(),
             tenant_max_queued: settings.tenant_max_queued,
+            max_streams_per_caller: settings.max_streams_per_caller,
         }),
         metrics,
         tenants: tenants.clone(),
+        live,
     };
     let app = gostint_api::router(app_state);
 

@@ -1037,6 +1037,34 @@ impl JobStore for PgJobStore {
             .map_err(backend)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+
+    async fn append_output(
+        &self,
+        id: &JobId,
+        node: &NodeId,
+        stdout: &str,
+        stderr: &str,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        let sql = if replace {
+            "WITH upd AS (UPDATE jobs SET output = $3, stderr = $4
+                 WHERE id = $1 AND node_uuid = $2 AND status IN ('running', 'stopping') RETURNING id)
+             SELECT pg_notify('gostint_events', 'job:' || id)::text FROM upd"
+        } else {
+            "WITH upd AS (UPDATE jobs SET output = output || $3, stderr = stderr || $4
+                 WHERE id = $1 AND node_uuid = $2 AND status IN ('running', 'stopping') RETURNING id)
+             SELECT pg_notify('gostint_events', 'job:' || id)::text FROM upd"
+        };
+        let rows = sqlx::query(sql)
+            .bind(id.to_hex())
+            .bind(node.as_str())
+            .bind(stdout)
+            .bind(stderr)
+            .fetch_all(&self.pool())
+            .await
+            .map_err(backend)?;
+        Ok(rows.len() == 1)
+    }
 }
 
 /// Sends a notification inside `tx` (delivered at commit, identical ones merged).
@@ -1095,6 +1123,10 @@ async fn listen_loop(shared: Arc<Shared>, sink: EventSink) {
                     Ok(Some(note)) => match note.payload() {
                         CLAIMABLE => sink(StoreEvent::Claimable),
                         KILL => sink(StoreEvent::KillRequested),
+                        other if other.starts_with("job:") => match other[4..].parse::<JobId>() {
+                            Ok(id) => sink(StoreEvent::JobChanged(id)),
+                            Err(_) => tracing::debug!(payload = other, "malformed job event ignored"),
+                        },
                         other => tracing::debug!(payload = other, "unknown store event ignored"),
                     },
                     Ok(None) => {

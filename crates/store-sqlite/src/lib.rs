@@ -862,6 +862,32 @@ impl JobStore for SqliteJobStore {
             .map_err(backend)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+
+    async fn append_output(
+        &self,
+        id: &JobId,
+        node: &NodeId,
+        stdout: &str,
+        stderr: &str,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        let sql = if replace {
+            "UPDATE jobs SET output = ?3, stderr = ?4
+             WHERE id = ?1 AND node_uuid = ?2 AND status IN ('running', 'stopping')"
+        } else {
+            "UPDATE jobs SET output = output || ?3, stderr = stderr || ?4
+             WHERE id = ?1 AND node_uuid = ?2 AND status IN ('running', 'stopping')"
+        };
+        let done = sqlx::query(sql)
+            .bind(id.to_hex())
+            .bind(node.as_str())
+            .bind(stdout)
+            .bind(stderr)
+            .execute(&self.writer)
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() == 1)
+    }
 }
 
 #[cfg(test)]

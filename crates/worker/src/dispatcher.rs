@@ -142,6 +142,7 @@ impl Worker {
             }
             let full_batch = jobs.len() == room;
             for job in jobs {
+                self.ports.live.publish(job.id);
                 self.running.fetch_add(1, Ordering::SeqCst);
                 self.ports.metrics.jobs_running.inc();
                 let span = tracing::info_span!("job", job_id = %job.id, qname = %job.qname);
@@ -205,7 +206,7 @@ impl Worker {
                             continue;
                         }
                         match self.ports.store.mark_stopping(&job.id).await {
-                            Ok(true) => {}
+                            Ok(true) => self.ports.live.publish(job.id),
                             Ok(false) => continue,
                             Err(e) => {
                                 warn!(job_id = %job.id, error = %e, "could not mark job stopping");

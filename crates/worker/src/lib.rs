@@ -9,6 +9,7 @@
 
 mod dispatcher;
 mod job_files;
+pub mod live;
 pub mod pipeline;
 mod tenant_metrics;
 

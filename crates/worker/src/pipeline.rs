@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::job_files::{ImageFiles, JobDir, JobFiles};
+use crate::live::{LiveOutput, FLUSH_EVERY};
 
 /// What the pipeline needs besides the ports.
 #[derive(Clone, Debug)]
@@ -58,6 +59,8 @@ pub struct Ports {
     pub metrics: gostint_metrics::Metrics,
     /// How job files reach containers, and what is known of each image.
     pub files: Arc<JobFiles>,
+    /// Wakes this node's followers of a job (streams, long-polls) when it changes.
+    pub live: Arc<gostint_core::live::LiveHub>,
 }
 
 const ALERT_UNWRAP: &str = "Request failed to unwrap the token to retrieve the SecretID - POSSIBLE SECURITY/INTERCEPTION ALERT!!!: THIS REQUEST MAY HAVE BEEN TAMPERED WITH, error: ";
@@ -69,6 +72,8 @@ struct Leftovers {
     job_token: Option<String>,
     /// Bound files not yet removed (they go as soon as the container has started).
     job_dir: Option<JobDir>,
+    /// Values masked in the output: the job token and every secret delivered.
+    mask: Vec<String>,
 }
 
 /// The message a job gets when its node shuts down under it (SIGTERM past the drain limit).
@@ -93,6 +98,7 @@ pub async fn run_job(
     // The container has exited: record first, so the requestor and the queue's next job do
     // not wait for the clean-up (SPEC.md §5.3: record → remove container → revoke token).
     record(ports, cfg, &job, outcome).await;
+    ports.live.publish(job.id);
     recorded();
     if let Some(id) = &left.container_id {
         if let Err(e) = ports.runtime.remove(id).await {
@@ -195,6 +201,7 @@ async fn execute(
         Err(o) => return o,
     };
     left.job_token = Some(token.clone());
+    left.mask.push(token.clone());
 
     // 3. Decrypt the payload, if any, with the job's tenant's transit key.
     let payload_def = match &job.payload {
@@ -229,7 +236,10 @@ async fn execute(
     };
     let (container_id, to_copy) = if let Some(img) = bound {
         let files = match job_files(ports, cfg, &token, &resolved, &img).await {
-            Ok(f) => f,
+            Ok((secrets, passwd, values)) => {
+                left.mask.extend(values);
+                (secrets, passwd)
+            }
             Err(o) => return o,
         };
         match ports.files.write(&job.id, &[(&secrets_path, &files.0), ("/etc/passwd", &files.1)]) {
@@ -271,7 +281,10 @@ async fn execute(
             },
         };
         let files = match job_files(ports, cfg, &token, &resolved, &img).await {
-            Ok(f) => f,
+            Ok((secrets, passwd, values)) => {
+                left.mask.extend(values);
+                (secrets, passwd)
+            }
             Err(o) => return o,
         };
         (id, Some(files))
@@ -294,7 +307,7 @@ async fn execute(
         return failed(SHUTDOWN_KILLED);
     }
 
-    run_container(ports, cfg, job, &container_id, resolved.tty, &mut left.job_dir, abort).await
+    run_container(ports, cfg, job, &container_id, resolved.tty, left, abort).await
 }
 
 /// The engine's id of the job's image, pulled first when the policy says so (`Always`) or
@@ -338,7 +351,7 @@ async fn job_files(
     token: &str,
     resolved: &ResolvedJob,
     img: &ImageFiles,
-) -> Result<(Vec<u8>, Vec<u8>), Outcome> {
+) -> Result<(Vec<u8>, Vec<u8>, Vec<String>), Outcome> {
     let image_refs = match &img.gostint_image {
         None => Vec::new(),
         Some(bytes) => match parse_metadata(&String::from_utf8_lossy(bytes)) {
@@ -348,7 +361,8 @@ async fn job_files(
     };
     let refs = resolved.secret_refs(&image_refs).map_err(|e| failed(e.to_string()))?;
     let secrets = read_secrets(ports, cfg, token, &refs, resolved.cont_on_warnings).await?;
-    Ok((render_secrets(&secrets, resolved.secret_file_type), patch_passwd(img.passwd.as_deref())))
+    let values = secrets.values().cloned().collect();
+    Ok((render_secrets(&secrets, resolved.secret_file_type), patch_passwd(img.passwd.as_deref()), values))
 }
 
 async fn login(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord) -> Result<String, Outcome> {
@@ -542,31 +556,62 @@ async fn run_container(
     job: &JobRecord,
     container_id: &str,
     tty: bool,
-    job_dir: &mut Option<JobDir>,
+    left: &mut Leftovers,
     abort: &CancellationToken,
 ) -> Outcome {
     if let Err(e) = ports.runtime.start(container_id).await {
         return failed(format!("Run container failed: {e}"));
     }
     // The mounts hold the bound files open: their names on the host can go now.
-    drop(job_dir.take());
+    drop(left.job_dir.take());
     info!(job_id = %job.id, container_id, "container started");
     enum Ended {
         Exited(Result<i64, gostint_core::RuntimeError>),
         TimedOut,
         Aborted,
     }
+    // The output is followed while the container runs (SPEC.md §12): chunks come through a
+    // channel from the follower task, are masked and written every FLUSH_EVERY.
+    let mut live = LiveOutput::new(&left.mask, cfg.max_output);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let follower = {
+        let runtime = ports.runtime.clone();
+        let id = container_id.to_string();
+        tokio::spawn(async move {
+            let mut sink = |chunk| {
+                let _ = tx.send(chunk);
+            };
+            runtime.follow_logs(&id, tty, &mut sink).await
+        })
+    };
     let limit = cfg.job_timeout.unwrap_or(Duration::MAX);
-    let ended = tokio::select! {
-        r = tokio::time::timeout(limit, ports.runtime.wait(container_id)) => match r {
-            Ok(r) => Ended::Exited(r),
-            Err(_) => Ended::TimedOut,
-        },
-        _ = abort.cancelled() => Ended::Aborted,
+    let waited = tokio::time::timeout(limit, ports.runtime.wait(container_id));
+    tokio::pin!(waited);
+    let mut next_flush = tokio::time::Instant::now() + FLUSH_EVERY;
+    let mut chunks_open = true;
+    let ended = loop {
+        tokio::select! {
+            r = &mut waited => break match r {
+                Ok(r) => Ended::Exited(r),
+                Err(_) => Ended::TimedOut,
+            },
+            _ = abort.cancelled() => break Ended::Aborted,
+            chunk = rx.recv(), if chunks_open => match chunk {
+                Some(c) => live.push(c),
+                None => chunks_open = false,
+            },
+            _ = tokio::time::sleep_until(next_flush), if live.dirty() => {
+                flush(ports, cfg, job, &mut live).await;
+                next_flush = tokio::time::Instant::now() + FLUSH_EVERY;
+            }
+        }
     };
     let code = match ended {
         Ended::Exited(Ok(code)) => code,
-        Ended::Exited(Err(e)) => return failed(format!("Run container failed: {e}")),
+        Ended::Exited(Err(e)) => {
+            follower.abort();
+            return failed(format!("Run container failed: {e}"));
+        }
         Ended::TimedOut | Ended::Aborted => {
             if let Err(e) = ports.runtime.stop(container_id, cfg.kill_grace).await {
                 warn!(job_id = %job.id, error = %e, "stopping the container failed");
@@ -574,29 +619,62 @@ async fn run_container(
             -1
         }
     };
+    // The container has exited: the follow stream ends once the engine has sent the rest.
+    let drained = tokio::time::timeout(FOLLOW_DRAIN, async {
+        while let Some(c) = rx.recv().await {
+            live.push(c);
+        }
+    })
+    .await;
+    let followed = match (drained, follower.await) {
+        (Ok(()), Ok(Ok(()))) => true,
+        (_, r) => {
+            warn!(job_id = %job.id, result = ?r.map(|r| r.map_err(|e| e.to_string())), "following the output failed; reading it after the exit");
+            false
+        }
+    };
+    if !followed {
+        // Read everything again after the exit, and store it whole.
+        let logs = match ports.runtime.logs(container_id, tty, cfg.max_output).await {
+            Ok(l) => l,
+            Err(e) => return failed(format!("Run container failed: {e}")),
+        };
+        live = LiveOutput::new(&left.mask, cfg.max_output);
+        live.push(gostint_core::LogChunk::Stdout(logs.stdout));
+        live.push(gostint_core::LogChunk::Stderr(logs.stderr));
+    }
+    live.finish();
     let timed_out = matches!(ended, Ended::TimedOut);
     let aborted = matches!(ended, Ended::Aborted);
-    let logs = match ports.runtime.logs(container_id, tty, cfg.max_output).await {
-        Ok(l) => l,
-        Err(e) => return failed(format!("Run container failed: {e}")),
-    };
+    if timed_out {
+        live.note(&format!("\njob timed out after {}s", limit.as_secs()));
+    } else if aborted {
+        live.note(&format!("\n{SHUTDOWN_KILLED}"));
+    }
+    let (output, stderr) = live.texts();
     let mut outcome = Outcome {
         status: if code == 0 { JobStatus::Success } else { JobStatus::Failed },
-        output: String::from_utf8_lossy(&logs.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&logs.stderr).into_owned(),
+        output,
+        stderr,
         return_code: code,
     };
-    if timed_out {
-        outcome.status = JobStatus::Failed;
-        outcome.output.push_str(&format!("\njob timed out after {}s", limit.as_secs()));
-    } else if aborted {
-        outcome.status = JobStatus::Failed;
-        outcome.output.push_str(&format!("\n{SHUTDOWN_KILLED}"));
-    } else if kill_requested(ports, job).await {
+    if timed_out || aborted || kill_requested(ports, job).await {
         // A kill always ends `failed`, even when the container exits 0.
         outcome.status = JobStatus::Failed;
     }
     outcome
+}
+
+/// How long the rest of the output may take to arrive after the exit.
+const FOLLOW_DRAIN: Duration = Duration::from_secs(10);
+
+/// Writes the pending output; a failure is logged and the text stays for the final record.
+async fn flush(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, live: &mut LiveOutput) {
+    let p = live.take();
+    match ports.store.append_output(&job.id, &cfg.node, &p.stdout, &p.stderr, p.replace).await {
+        Ok(_) => ports.live.publish(job.id),
+        Err(e) => warn!(job_id = %job.id, error = %e, "could not store live output"),
+    }
 }
 
 #[cfg(test)]

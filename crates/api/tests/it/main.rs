@@ -130,12 +130,14 @@ async fn app(vault_up: bool, protect_status: bool) -> (axum::Router, tempfile::T
             vault_addr: "http://vault:8200".into(),
             vault_external_addr: "https://vault.example".into(),
             tenant_max_queued: 10_000,
+            max_streams_per_caller: 2,
         }),
         metrics: gostint_metrics::Metrics::new(),
         tenants: gostint_core::TenantRegistry::new(gostint_core::Tenants::single(
             Some("gostint-role".into()),
             "rid".into(),
         )),
+        live: Default::default(),
     };
     (router(state), dir)
 }

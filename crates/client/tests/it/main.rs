@@ -4,6 +4,7 @@
 //! and pass, unless `GOSTINT_TEST_REQUIRE` names the missing service. `--help` needs nothing.
 
 mod help;
+mod live;
 mod run;
 mod subcommands;
 mod support;

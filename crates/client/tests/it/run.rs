@@ -114,14 +114,14 @@ async fn plain_mode_passes_on_the_jobs_exit_code_and_shows_the_failure() {
         .client(&who, &["-plain", "-image", &img, "-run", r#"["sh","-c","echo partial 100%; echo oops >&2; exit 3"]"#])
         .await;
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
-    assert_eq!(text(&out.stdout), "");
-    assert_eq!(text(&out.stderr), "[failed] partial 100%\noops\n", "no colour off a terminal");
+    assert_eq!(text(&out.stdout), "partial 100%\n", "stdout stays on stdout whatever the status");
+    assert_eq!(text(&out.stderr), "oops\n[failed]\n", "no colour off a terminal");
 
     // A failure without a return code (here: an image that does not exist) exits 1.
     let out =
         e.client(&who, &["-plain=true", "-image", "gostint-test/no-such-image:none", "-run", r#"["true"]"#]).await;
     assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
-    assert!(text(&out.stderr).starts_with("[failed] "), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).ends_with("[failed]\n"), "{}", text(&out.stderr));
 }
 
 #[tokio::test]
@@ -187,8 +187,8 @@ async fn a_wrapped_secret_id_that_expires_in_the_queue_ends_notauthorised_with_e
     let out = e.client(&who, &["-qname", "na", "-image", &img, "-run", r#"["true"]"#, "-wrap-ttl", "1s"]).await;
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(120), "{err}");
-    assert!(err.starts_with("[notauthorised] "), "{err}");
-    assert!(err.contains("POSSIBLE SECURITY/INTERCEPTION ALERT"), "{err}");
+    assert!(err.ends_with("[notauthorised]\n"), "{err}");
+    assert!(text(&out.stdout).contains("POSSIBLE SECURITY/INTERCEPTION ALERT"), "{err}");
 }
 
 #[tokio::test]

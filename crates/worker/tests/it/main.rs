@@ -161,6 +161,7 @@ impl Harness {
             vault: Arc::new(FakeVault),
             metrics: gostint_metrics::Metrics::new(),
             files: files.clone(),
+            live: Default::default(),
         };
         let cfg = WorkerConfig {
             pipeline: PipelineConfig {
