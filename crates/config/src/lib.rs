@@ -94,6 +94,10 @@ pub mod env {
     pub const VAULT_CLIENT_TIMEOUT: &str = "VAULT_CLIENT_TIMEOUT";
     /// Accepted but ignored (with a warning), as in the original's later versions.
     pub const IGNORED: &[&str] = &["GOSTINT_DBAUTH_TOKEN", "GOSTINT_RUN_ROLENAME"];
+    /// `1`: serve the embedded web UI (crate `gostint-web`) at `/`. Default `0`: `/` answers 404.
+    /// The browser talks to Vault at `VAULT_EXTERNAL_ADDR` directly, so Vault's CORS must allow
+    /// gostint's origin (README, "Web UI").
+    pub const UI: &str = "GOSTINT_UI";
 }
 
 /// A setting that cannot be used; the message names the variable.
@@ -227,6 +231,8 @@ pub struct Settings {
     pub stale_after: Duration,
     /// Variables that were set but are ignored (the server warns).
     pub ignored_set: Vec<&'static str>,
+    /// Serve the web UI at `/` (`GOSTINT_UI`).
+    pub ui: bool,
 }
 
 /// Where values come from: the process environment, or a map in tests.
@@ -427,6 +433,7 @@ impl Settings {
             retention: duration(env::RETENTION, "6h")?,
             stale_after: duration(env::STALE_AFTER, "5m")?,
             ignored_set: env::IGNORED.iter().copied().filter(|v| get(v).is_some()).collect(),
+            ui: flag(src.get(env::UI), false),
         })
     }
 }
