@@ -136,9 +136,8 @@ impl Browser {
             .await;
     }
 
-    async fn open(&self, app: &TestApp, hash: &str) {
+    async fn open(&self, hash: &str) {
         self.js(&format!("location.hash = '{hash}';")).await;
-        let _ = app;
     }
 
     /// Logs in with a Vault username/password, submitting with the keyboard (Enter).
@@ -381,11 +380,11 @@ async fn ui_logs_in_runs_a_secret_job_through_the_secure_flow_and_shows_its_outp
         .await;
     assert!(code >= 400, "the wrapping token must be spent, lookup answered {code}");
 
-    b.open(&app, "#history").await;
+    b.open("#history").await;
     b.visible("history").await;
     b.until("document.querySelectorAll('#hist-rows tr[data-id]').length === 1", "one job listed", secs(30)).await;
     b.shot("4-history").await;
-    b.open(&app, "#queues").await;
+    b.open("#queues").await;
     b.visible("queues").await;
     b.until("document.querySelector('#queues-rows tr[data-queue=\"ui-secure\"]')", "the queue row", secs(30)).await;
     b.until("document.querySelectorAll('#chart circle.pt-success').length === 1", "the chart point", secs(30)).await;
@@ -423,7 +422,7 @@ async fn ui_deletes_a_finished_job() {
     let id = app.submit(&token, json!({"container_image": app.svc.image, "run": ["echo", "bye"]})).await;
     assert_eq!(app.wait(&token, &id).await["status"], "success");
     b.login_userpass(&app, &user, &pass).await;
-    b.open(&app, &format!("#job/{id}")).await;
+    b.open(&format!("#job/{id}")).await;
     b.status_is("success", secs(30)).await;
     b.shot("before").await;
     b.id("job-delete").await.click().await.unwrap();
@@ -450,7 +449,7 @@ async fn ui_pages_through_25_jobs_filters_by_status_and_deletes_from_the_list() 
         assert_eq!(app.wait(&token, id).await["status"], "success");
     }
     b.login_userpass(&app, &user, &pass).await;
-    b.open(&app, "#history").await;
+    b.open("#history").await;
     b.visible("history").await;
     let mut seen = HashSet::new();
     for (n, want) in [(1, "Jobs 1–10 of 25"), (2, "Jobs 11–20 of 25"), (3, "Jobs 21–25 of 25")] {
@@ -505,14 +504,14 @@ async fn ui_tenant_b_does_not_list_tenant_a_jobs() {
     assert_eq!(app.wait(&alice_token, &id).await["status"], "success");
 
     b.login_userpass(&app, &bob, &bob_pass).await;
-    b.open(&app, "#history").await;
+    b.open("#history").await;
     b.until("document.getElementById('hist-page').textContent === 'Jobs 0–0 of 0'", "bob sees no job", secs(30)).await;
     b.shot("bob-history").await;
-    b.open(&app, &format!("#job/{id}")).await;
+    b.open(&format!("#job/{id}")).await;
     b.until("!document.getElementById('job-error').hidden", "an error for alice's job", secs(30)).await;
     assert!(b.text("job-error").await.contains("Not Found."), "alice's job is invisible to bob");
     assert_eq!(b.text("job-output").await, "", "nothing of alice's job is shown");
-    b.open(&app, "#queues").await;
+    b.open("#queues").await;
     b.until("document.getElementById('queues-note').textContent === 'From your 0 jobs.'", "no queue for bob", secs(30))
         .await;
     assert!(!b.js("return document.body.innerText;").await.as_str().unwrap().contains("alice-q"));
@@ -522,7 +521,7 @@ async fn ui_tenant_b_does_not_list_tenant_a_jobs() {
     b.id("logout").await.click().await.unwrap();
     b.visible("login").await;
     b.login_userpass(&app, &alice, &alice_pass).await;
-    b.open(&app, "#history").await;
+    b.open("#history").await;
     b.until(&format!("document.querySelector('#hist-rows tr[data-id=\"{id}\"]')"), "alice's job", secs(30)).await;
     b.shot("alice-history").await;
     app.stop().await;
@@ -543,7 +542,7 @@ async fn ui_an_expired_login_returns_to_the_login_page() {
     assert_eq!(code, 200, "{t}");
     let token = t["auth"]["client_token"].as_str().unwrap().to_string();
     b.login_token(&app, &token).await;
-    b.open(&app, "#history").await;
+    b.open("#history").await;
     b.until("document.getElementById('hist-page').textContent === 'Jobs 0–0 of 0'", "the history", secs(30)).await;
     // Wait for Vault to consider the token expired.
     let start = Instant::now();
@@ -579,7 +578,7 @@ async fn ui_shows_script_tags_in_output_as_text() {
         .await;
     assert_eq!(app.wait(&token, &id).await["status"], "success");
     b.login_userpass(&app, &user, &pass).await;
-    b.open(&app, &format!("#job/{id}")).await;
+    b.open(&format!("#job/{id}")).await;
     b.status_is("success", secs(30)).await;
     assert_eq!(b.text("job-output").await, format!("{evil}\n"));
     assert_eq!(b.text("job-stderr").await, format!("{evil}\n"));
@@ -587,9 +586,64 @@ async fn ui_shows_script_tags_in_output_as_text() {
         .js("return document.querySelectorAll('#job-output *, #job-stderr *').length + ':' + String(window.__pwned);")
         .await;
     assert_eq!(injected, json!("0:undefined"), "no element was created from job output and nothing ran");
-    b.open(&app, "#history").await;
+    b.open("#history").await;
     b.until(&format!("document.querySelector('#hist-rows tr[data-id=\"{id}\"]')"), "the listed job", secs(30)).await;
     b.shot("escaped").await;
+    app.stop().await;
+}
+
+/// The job view's live-stream client, with the stream itself faked in the page: this branch's
+/// server has no `/stream` route yet (the real-server tests above cover the polling fallback).
+/// Everything else is real: the server, the running job, the login.
+#[tokio::test]
+async fn ui_job_view_follows_a_live_event_stream_when_the_server_has_one() {
+    let Some((app, admin, b)) = ui_app("stream").await else { return };
+    let (user, pass) = admin.user().await;
+    let token = admin.user_token(&user, &pass).await;
+    let id = app.submit(&token, json!({"container_image": app.svc.image, "run": ["sleep", "30"]})).await;
+    app.wait_status(&token, &id, "running").await;
+    b.login_userpass(&app, &user, &pass).await;
+    // /stream answers text/event-stream: two chunks now (an event split across them), the end on demand.
+    let script = r#"
+        const enc = new TextEncoder(); let ctl; window.__streamAuth = null;
+        window.__endStream = () => { ctl.enqueue(enc.encode('event: end\ndata: ' + JSON.stringify({
+            _id: 'JOBID', status: 'failed', node_uuid: '', qname: '', container_image: 'img', submitted: '2026-01-01T00:00:00Z',
+            started: '2026-01-01T00:00:01Z', ended: '2026-01-01T00:00:02Z', output: 'one\ntwo\nthe end\n', stderr: 'err\n',
+            return_code: 7, tty: false, container_id: 'c', kill_requested: false }) + '\n\n')); ctl.close(); };
+        const f = window.fetch;
+        window.fetch = function(u, o) {
+          if (String(u).endsWith('/stream')) {
+            window.__streamAuth = o.headers['X-Auth-Token'] ? 'sent' : 'missing';
+            const body = new ReadableStream({ start(c) { ctl = c;
+              c.enqueue(enc.encode(': keep-alive\n\nid: 4\nevent: stdout\ndata: one\ndata: \n\nid: 8\nevent: stdout\ndata: \u001b[31mtw'));
+              c.enqueue(enc.encode('o\u001b[0m\ndata: \n\nevent: stderr\ndata: err\n\nevent: status\ndata: stopping\n\n')); } });
+            return Promise.resolve(new Response(body, { status: 200, headers: { 'Content-Type': 'text/event-stream' } }));
+          }
+          return f.apply(this, arguments);
+        };"#;
+    b.js(&script.replace("JOBID", &id)).await;
+    b.open(&format!("#job/{id}")).await;
+    b.until("document.getElementById('job-mode').textContent === 'live'", "the live mode", secs(30)).await;
+    b.until(r"document.getElementById('job-output').textContent === 'one\ntwo\n'", "streamed stdout", secs(30)).await;
+    assert_eq!(b.text("job-stderr").await, "err");
+    assert_eq!(b.text("job-status").await, "stopping");
+    assert_eq!(b.js("return window.__streamAuth;").await, json!("sent"));
+    assert_eq!(
+        b.js("const s = document.querySelector('#job-output span.ansi-fg-1'); return s && s.textContent;").await,
+        json!("two"),
+        "a colour split across chunks"
+    );
+    b.shot("live").await;
+    b.js("window.__endStream();").await;
+    b.until("document.getElementById('job-mode').textContent === 'final'", "the end event", secs(30)).await;
+    assert_eq!(b.text("job-status").await, "failed");
+    assert_eq!(b.text("job-output").await, "one\ntwo\nthe end\n");
+    assert_eq!(b.text("job-rc").await, "7");
+    // The real job is still running: kill it so the server stops promptly.
+    let r =
+        app.http.post(format!("{}/v1/api/job/kill/{id}", app.url)).header("X-Auth-Token", &token).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    app.wait(&token, &id).await;
     app.stop().await;
 }
 
