@@ -696,3 +696,39 @@ async fn ui_labels_every_input_and_holds_contrast_in_dark_and_light_mode() {
         app.stop().await;
     }
 }
+
+#[tokio::test]
+async fn ui_sends_a_content_file_and_refuses_one_that_is_not_gzip() {
+    use base64::Engine;
+    let Some((app, admin, b)) = ui_app("content").await else { return };
+    let (user, pass) = admin.user().await;
+    let dir = tempfile::tempdir().unwrap();
+    let not_gzip = dir.path().join("plain.tar.gz");
+    std::fs::write(&not_gzip, b"this is not gzip").unwrap();
+    let content = gostint_test_support::content(&[gostint_test_support::ContentFile {
+        name: "./hello.sh",
+        data: b"echo hello from the content file\n",
+        mode: 0o755,
+    }]);
+    let good = dir.path().join("job.tar.gz");
+    let bytes = base64::engine::general_purpose::STANDARD.decode(content.strip_prefix("targz,").unwrap()).unwrap();
+    std::fs::write(&good, bytes).unwrap();
+
+    b.login_userpass(&app, &user, &pass).await;
+    b.id("run-advanced").await.click().await.unwrap();
+    b.id("f-image").await.send_keys(&app.svc.image).await.unwrap();
+    b.id("f-run").await.send_keys("sh /hello.sh").await.unwrap();
+    b.id("f-content").await.send_keys(&not_gzip.to_string_lossy()).await.unwrap();
+    b.id("run-submit").await.click().await.unwrap();
+    b.until("!document.getElementById('run-error').hidden", "the content error", secs(30)).await;
+    assert!(b.text("run-error").await.contains("is not gzip-compressed"), "{}", b.text("run-error").await);
+    assert_eq!(b.js("return location.hash;").await, json!("#run"), "nothing was submitted");
+    b.shot("refused").await;
+
+    b.id("f-content").await.send_keys(&good.to_string_lossy()).await.unwrap();
+    b.id("run-submit").await.click().await.unwrap();
+    b.until("/^#job\\/[0-9a-f]{24}$/.test(location.hash)", "the job view", secs(60)).await;
+    b.status_is("success", secs(120)).await;
+    assert!(b.text("job-output").await.contains("hello from the content file"), "{}", b.text("job-output").await);
+    app.stop().await;
+}
