@@ -562,4 +562,11 @@ mod tests {
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("lots").is_err());
     }
+
+    #[test]
+    fn the_web_ui_is_off_unless_gostint_ui_is_set() {
+        assert!(!Settings::from_source(&src(&[])).unwrap().ui);
+        assert!(Settings::from_source(&src(&[(env::UI, "1")])).unwrap().ui);
+        assert!(!Settings::from_source(&src(&[(env::UI, "0")])).unwrap().ui);
+    }
 }
