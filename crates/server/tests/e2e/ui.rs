@@ -7,6 +7,7 @@
 //! wait for what a person would see, with generous timeouts, never for a fixed time.
 
 use std::collections::HashSet;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -28,7 +29,11 @@ struct Browser {
 }
 
 impl Drop for Browser {
+    /// chromedriver runs in its own process group with the chromium it starts: end them all
+    /// (by that group's id), also when a test panics before closing its session.
     fn drop(&mut self) {
+        let group = format!("-{}", self.driver.id());
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -46,6 +51,7 @@ async fn browser(name: &str, dark: bool) -> Option<Browser> {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let driver = Command::new(driver_bin)
         .arg(format!("--port={port}"))
+        .process_group(0)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
