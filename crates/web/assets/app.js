@@ -533,7 +533,7 @@ async function loadHistory() {
   }
   const body = clear($("hist-rows"));
   for (const j of rows) {
-    const del = el("button", { type: "button", class: "icon", "aria-label": `Delete job ${j._id}`, title: "Delete" }, "🗑");
+    const del = el("button", { type: "button", class: "icon", "aria-label": `Delete job ${j._id}`, title: "Delete" }, trashIcon());
     del.disabled = j.status === "running" || j.status === "stopping";
     del.addEventListener("click", async () => {
       try { if (await deleteJob(j._id)) loadHistory(); } catch (e) { if (e.status !== 403) showError("hist-error", e); }
@@ -554,6 +554,13 @@ async function loadHistory() {
   $("hist-page").textContent = `Jobs ${from}–${to} of ${total}`;
   $("hist-prev").disabled = hist.skip === 0;
   $("hist-next").disabled = hist.skip + limit >= total;
+}
+
+/** A trash-can icon drawn in SVG (no icon font, no emoji font needed). */
+function trashIcon() {
+  const g = svg("svg", { viewBox: "0 0 16 16", width: 16, height: 16, "aria-hidden": "true", focusable: "false", class: "trash" });
+  g.append(svg("path", { d: "M2.5 4h11M6 4V2.5h4V4M4 4l.8 9.5h6.4L12 4M6.7 6.5v5M9.3 6.5v5" }));
+  return g;
 }
 
 function historyView() {
