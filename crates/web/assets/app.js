@@ -26,15 +26,22 @@ class ApiError extends Error {
 async function api(method, path, body) {
   if (!session) throw new ApiError(403, "not logged in");
   let resp;
-  try {
-    resp = await fetch(path, {
-      method,
-      headers: { "X-Auth-Token": session.apiToken, ...(body ? { "Content-Type": "application/json" } : {}) },
-      body: body ? JSON.stringify(body) : undefined,
-      cache: "no-store",
-    });
-  } catch {
-    throw new ApiError(0, "gostint is unreachable");
+  // A GET that fails at the network level (a dropped keep-alive connection, a busy node) is
+  // tried again twice; other methods are not repeated (they might have arrived).
+  for (let attempt = 0; ; attempt++) {
+    try {
+      resp = await fetch(path, {
+        method,
+        headers: { "X-Auth-Token": session.apiToken, ...(body ? { "Content-Type": "application/json" } : {}) },
+        body: body ? JSON.stringify(body) : undefined,
+        cache: "no-store",
+      });
+      break;
+    } catch {
+      if (method !== "GET" || attempt >= 2) throw new ApiError(0, "gostint is unreachable");
+      await new Promise((r) => setTimeout(r, 500 * (attempt + 1)));
+      if (!session) throw new ApiError(403, "not logged in");
+    }
   }
   if (resp.status === 403) {
     expired();
@@ -366,6 +373,7 @@ function jobView(id) {
     try {
       const job = await api("GET", `v1/api/job/${id}`);
       if (stopped) return;
+      showError("job-error", null);
       renderJob(job);
       if (FINAL.has(job.status)) { $("job-mode").textContent = "final"; return; }
     } catch (e) {
@@ -381,7 +389,10 @@ function jobView(id) {
     try {
       job = await api("GET", `v1/api/job/${id}`);
     } catch (e) {
-      if (e.status !== 403) showError("job-error", e);
+      if (e.status === 403 || stopped) return;
+      showError("job-error", e);
+      // Unreachable or a server error: keep trying; a 4xx (bad or invisible id) is final.
+      if (e.status === 0 || e.status >= 500) timer = setTimeout(poll, 2000);
       return;
     }
     if (stopped) return;

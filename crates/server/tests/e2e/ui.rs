@@ -146,10 +146,27 @@ impl Browser {
         self.js(&format!("location.hash = '{hash}';")).await;
     }
 
+    /// Opens the UI and waits for its login page. Under a loaded machine a page load has
+    /// been seen to lose its module script (the page then stays blank): load it once more.
+    async fn start(&self, app: &TestApp) {
+        for attempt in 0..2 {
+            self.c.goto(&format!("{}/", app.url)).await.expect("open the UI");
+            let start = Instant::now();
+            while start.elapsed() < secs(20) {
+                let up = self.js("return !document.getElementById('view-login').hidden;").await;
+                if up == json!(true) {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            eprintln!("{}: the UI did not start on load {attempt}, loading it again", self.name);
+        }
+        self.visible("login").await;
+    }
+
     /// Logs in with a Vault username/password, submitting with the keyboard (Enter).
     async fn login_userpass(&self, app: &TestApp, user: &str, pass: &str) {
-        self.c.goto(&format!("{}/", app.url)).await.expect("open the UI");
-        self.visible("login").await;
+        self.start(app).await;
         self.until(
             "document.getElementById('login-vault').textContent.startsWith('http')",
             "the Vault address",
@@ -164,8 +181,7 @@ impl Browser {
 
     /// Logs in with a pasted Vault token (Enter submits).
     async fn login_token(&self, app: &TestApp, token: &str) {
-        self.c.goto(&format!("{}/", app.url)).await.expect("open the UI");
-        self.visible("login").await;
+        self.start(app).await;
         self.id("login-method-token").await.click().await.unwrap();
         self.id("login-token").await.send_keys(&format!("{token}{ENTER}")).await.unwrap();
         self.visible("run").await;
@@ -321,8 +337,15 @@ async fn ui_serves_its_files_relatively_and_leaves_the_api_alone() {
 async fn ui_logs_in_runs_a_secret_job_through_the_secure_flow_and_shows_its_output() {
     let Some((app, admin, b)) = ui_app("secure-run").await else { return };
     let (user, pass) = admin.user().await;
-    b.c.goto(&format!("{}/", app.url)).await.unwrap();
-    b.visible("login").await;
+    b.start(&app).await;
+    assert_eq!(
+        b.js(
+            "return document.getElementById('nav').hidden && getComputedStyle(document.getElementById('nav')).display;"
+        )
+        .await,
+        json!("none"),
+        "no navigation before login"
+    );
     b.shot("1-login").await;
     b.login_userpass(&app, &user, &pass).await;
     b.visible("run").await;
