@@ -160,17 +160,26 @@ ensure_postgres_bins() {
   export PG_BIN
 }
 
-# Install whatever is missing. Arguments restrict the set: bao busybox postgres
+# Chromium and its WebDriver for the web UI's browser tests (crates/server/tests/e2e/ui.rs).
+ensure_chromium() {
+  if ! command -v chromedriver >/dev/null 2>&1 || ! command -v chromium >/dev/null 2>&1; then
+    apt_install chromium chromium-driver
+  fi
+  command -v chromedriver >/dev/null 2>&1 || die "chromium-driver installed but chromedriver is not on PATH"
+}
+
+# Install whatever is missing. Arguments restrict the set: bao busybox postgres chromium
 # (default: all). cargo-nextest is optional and never installed here.
 ensure_deps() {
   local want=("$@") w
-  (( ${#want[@]} )) || want=(bao busybox postgres)
+  (( ${#want[@]} )) || want=(bao busybox postgres chromium)
   command -v curl >/dev/null 2>&1 || apt_install curl ca-certificates
   for w in "${want[@]}"; do
     case "$w" in
       bao) ensure_bao ;;
       busybox) ensure_busybox ;;
       postgres) ensure_postgres_bins ;;
+      chromium) ensure_chromium ;;
       *) die "ensure_deps: unknown dependency $w" ;;
     esac
   done

@@ -65,7 +65,14 @@ pub struct ApiConfig {
 
 /// The whole HTTP surface.
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    router_with_ui(state, None)
+}
+
+/// [`router`], with `ui` (the embedded web UI, `GOSTINT_UI=1`) answering every path no API
+/// route takes instead of the plain 404. The UI goes through the same middleware: metrics
+/// (labelled `/*`), trailing-slash redirects and tracing.
+pub fn router_with_ui(state: AppState, ui: Option<Router>) -> Router {
+    let api = Router::new()
         .route("/v1/api/job", post(handlers::submit).get(handlers::list))
         .route("/v1/api/job/{jobID}", get(live::get_job).delete(handlers::delete))
         .route("/v1/api/job/{jobID}/stream", get(live::stream))
@@ -73,9 +80,12 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/api/health", get(handlers::health))
         .route("/v1/api/vault/info", get(handlers::vault_info))
         .route("/v1/api/metrics", get(handlers::metrics))
-        .route("/login", get(login_redirect))
-        .fallback(not_found)
-        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .route("/login", get(login_redirect));
+    let api = match ui {
+        Some(ui) => api.fallback_service(ui),
+        None => api.fallback(not_found),
+    };
+    api.layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(middleware::from_fn(strip_trailing_slash))
         .layer(tower_http::trace::TraceLayer::new_for_http())
         .with_state(state)

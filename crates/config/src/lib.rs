@@ -115,6 +115,10 @@ pub mod env {
     /// Open `GET /v1/api/job/{id}/stream` connections per caller (Vault identity) on one
     /// node; beyond it the stream answers 429. `0` = no cap. Default `10`.
     pub const MAX_STREAMS_PER_CALLER: &str = "GOSTINT_MAX_STREAMS_PER_CALLER";
+    /// `1`: serve the embedded web UI (crate `gostint-web`) at `/`. Default `0`: `/` answers 404.
+    /// The browser talks to Vault at `VAULT_EXTERNAL_ADDR` directly, so Vault's CORS must allow
+    /// gostint's origin (README, "Web UI").
+    pub const UI: &str = "GOSTINT_UI";
 }
 
 /// A setting that cannot be used; the message names the variable.
@@ -258,6 +262,8 @@ pub struct Settings {
     pub tenant_max_running: usize,
     /// Open streams per caller (`0` = no cap).
     pub max_streams_per_caller: usize,
+    /// Serve the web UI at `/` (`GOSTINT_UI`).
+    pub ui: bool,
 }
 
 /// Reads `GOSTINT_APPROLES_FILE` (at start and on SIGHUP).
@@ -508,6 +514,7 @@ impl Settings {
             stale_after: duration(env::STALE_AFTER, "5m")?,
             ignored_set: env::IGNORED.iter().copied().filter(|v| get(v).is_some()).collect(),
             max_streams_per_caller,
+            ui: flag(src.get(env::UI), false),
         })
     }
 }
@@ -661,5 +668,12 @@ mod tests {
         assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn the_web_ui_is_off_unless_gostint_ui_is_set() {
+        assert!(!Settings::from_source(&src(&[])).unwrap().ui);
+        assert!(Settings::from_source(&src(&[(env::UI, "1")])).unwrap().ui);
+        assert!(!Settings::from_source(&src(&[(env::UI, "0")])).unwrap().ui);
     }
 }

@@ -237,7 +237,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         tenants: tenants.clone(),
         live,
     };
-    let app = gostint_api::router(app_state);
+    let ui = settings.ui.then(|| gostint_web::router(&settings.vault.external_addr));
+    let app = gostint_api::router_with_ui(app_state, ui);
 
     let addr: SocketAddr = format!("{}:{}", settings.bind, settings.port).parse().with_context(|| {
         format!("GOSTINT_BIND/GOSTINT_PORT: {}:{} is not a socket address", settings.bind, settings.port)
