@@ -88,6 +88,9 @@ pub enum SubmitError {
     /// Half of the cubbyhole pair.
     #[error("cubby_token and cubby_path must be given together")]
     CubbyPairIncomplete,
+    /// A field out of its bounds ([`crate::limits`]).
+    #[error(transparent)]
+    OutOfBounds(#[from] crate::limits::FieldOutOfBounds),
 }
 
 impl SubmitRequest {
@@ -102,6 +105,18 @@ impl SubmitRequest {
         if self.cubby_token.is_empty() != self.cubby_path.is_empty() {
             return Err(SubmitError::CubbyPairIncomplete);
         }
+        use crate::limits::{FieldOutOfBounds, MAX_TOKEN_FIELD};
+        for (field, value) in [
+            ("wrap_secret_id", &self.wrap_secret_id),
+            ("cubby_token", &self.cubby_token),
+            ("cubby_path", &self.cubby_path),
+        ] {
+            if value.len() > MAX_TOKEN_FIELD {
+                let problem = format!("too long ({} bytes, at most {MAX_TOKEN_FIELD})", value.len());
+                return Err(FieldOutOfBounds { field, problem }.into());
+            }
+        }
+        crate::limits::check_definition(&self.job)?;
         Ok(())
     }
 }

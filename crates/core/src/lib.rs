@@ -11,6 +11,7 @@ pub mod content;
 pub mod group_commit;
 mod ids;
 mod job;
+pub mod limits;
 mod ports;
 mod refs;
 mod resolve;

@@ -6,7 +6,9 @@
 //! `path` is always a route template, never a raw path.
 #![warn(missing_docs)]
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+pub use prometheus::{IntCounter, IntGauge};
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry, TextEncoder};
 
 /// Every metric gostint exports.
 #[derive(Clone)]
@@ -23,6 +25,12 @@ pub struct Metrics {
     pub interception_alerts: IntCounterVec,
     /// `gostint_jobs_running`: jobs this node runs now.
     pub jobs_running: IntGauge,
+    /// `gostint_http_connections_open`: client connections this node holds now.
+    pub connections_open: IntGauge,
+    /// `gostint_http_accept_errors_total`: failed accepts (out of descriptors, …).
+    pub accept_errors: IntCounter,
+    /// `gostint_http_requests_refused_total`: requests answered 503 for the concurrent-request cap.
+    pub requests_refused: IntCounter,
 }
 
 impl Default for Metrics {
@@ -60,15 +68,48 @@ impl Metrics {
             Opts::new("gostint_jobs_running", "Jobs running on this node.").const_label("service", "gostint"),
         )
         .expect("static metric definition is valid");
+        let connections_open = IntGauge::with_opts(
+            Opts::new("gostint_http_connections_open", "Client connections open on this node.")
+                .const_label("service", "gostint"),
+        )
+        .expect("static metric definition is valid");
+        let accept_errors = IntCounter::with_opts(
+            Opts::new(
+                "gostint_http_accept_errors_total",
+                "Failed accepts of client connections (e.g. out of file descriptors).",
+            )
+            .const_label("service", "gostint"),
+        )
+        .expect("static metric definition is valid");
+        let requests_refused = IntCounter::with_opts(
+            Opts::new(
+                "gostint_http_requests_refused_total",
+                "Requests answered 503 because too many were being served at once.",
+            )
+            .const_label("service", "gostint"),
+        )
+        .expect("static metric definition is valid");
         for c in [
             Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(jobs_finished.clone()),
             Box::new(interception_alerts.clone()),
             Box::new(jobs_running.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(accept_errors.clone()),
+            Box::new(requests_refused.clone()),
         ] {
             registry.register(c).expect("each metric is registered once");
         }
-        Self { registry, request_duration, jobs_finished, interception_alerts, jobs_running }
+        Self {
+            registry,
+            request_duration,
+            jobs_finished,
+            interception_alerts,
+            jobs_running,
+            connections_open,
+            accept_errors,
+            requests_refused,
+        }
     }
 
     /// The Prometheus text exposition of every metric.

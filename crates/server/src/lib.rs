@@ -5,6 +5,7 @@
 //! settings of their own and get the bound address back.
 #![warn(missing_docs)]
 
+mod hardening;
 mod node_state;
 mod tls;
 
@@ -21,6 +22,8 @@ use gostint_worker::{JobFiles, NodeState, Worker, WorkerConfig};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
+
+pub use hardening::log_filter;
 
 /// A started server.
 pub struct Server {
@@ -70,6 +73,9 @@ impl Server {
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn JobStore>> {
     match &settings.store {
         StoreKind::Sqlite(path) => {
+            hardening::prepare_sqlite_path(path).with_context(|| {
+                format!("making the SQLite job store's path private (0700/0600): {}", path.display())
+            })?;
             let store = gostint_store_sqlite::SqliteJobStore::open(&path.to_string_lossy())
                 .await
                 .with_context(|| format!("opening the SQLite job store at {}", path.display()))?;
@@ -113,6 +119,29 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     if settings.role_name.is_none() {
         warn!("GOSTINT_ROLENAME is not set: encrypted (cubbyhole or payload) jobs will fail to decrypt");
     }
+    hardening::warn_weak_settings(settings);
+
+    // The listener is bound and the certificate loaded before anything else: a node that
+    // cannot serve must never claim a job (on a shared PostgreSQL it would then exit with
+    // the job taken).
+    let addr: SocketAddr = format!("{}:{}", settings.bind, settings.port).parse().with_context(|| {
+        format!("GOSTINT_BIND/GOSTINT_PORT: {}:{} is not a socket address", settings.bind, settings.port)
+    })?;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    listener.set_nonblocking(true).context("setting the listener non-blocking")?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    let tls_config = match &settings.tls {
+        Tls::Plain => None,
+        Tls::Files { cert, key, self_signed } => {
+            if *self_signed {
+                tls::ensure_self_signed(cert, key)?;
+            }
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| format!("loading TLS cert {} and key {}", cert.display(), key.display()))?;
+            Some(config)
+        }
+    };
 
     let runtime = gostint_runner_docker::DockerRuntime::connect()
         .await
@@ -221,41 +250,43 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         }),
         metrics,
     };
-    let app = gostint_api::router(app_state);
-
-    let addr: SocketAddr = format!("{}:{}", settings.bind, settings.port).parse().with_context(|| {
-        format!("GOSTINT_BIND/GOSTINT_PORT: {}:{} is not a socket address", settings.bind, settings.port)
-    })?;
-    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-    listener.set_nonblocking(true).context("setting the listener non-blocking")?;
-    let bound = listener.local_addr().context("reading the bound address")?;
-    let http = axum_server::Handle::new();
-    let https = match &settings.tls {
-        Tls::Plain => {
-            let server = axum_server::from_tcp(listener).handle(http.clone());
-            tracker.spawn(async move {
-                if let Err(e) = server.serve(app.into_make_service()).await {
-                    tracing::error!(error = %e, "HTTP server stopped");
-                }
-            });
-            false
-        }
-        Tls::Files { cert, key, self_signed } => {
-            if *self_signed {
-                tls::ensure_self_signed(cert, key)?;
-            }
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .with_context(|| format!("loading TLS cert {} and key {}", cert.display(), key.display()))?;
-            let server = axum_server::from_tcp_rustls(listener, config).handle(http.clone());
-            tracker.spawn(async move {
-                if let Err(e) = server.serve(app.into_make_service()).await {
-                    tracing::error!(error = %e, "HTTPS server stopped");
-                }
-            });
-            true
-        }
+    let connections = app_state.metrics.connections_open.clone();
+    let protection = gostint_api::Protection {
+        max_requests: settings.max_requests,
+        max_body: settings.max_body,
+        metrics: app_state.metrics.clone(),
     };
+    let app = gostint_api::protect(gostint_api::router(app_state), protection);
+
+    let http = axum_server::Handle::new();
+    let counted = hardening::Counted { inner: axum_server::accept::DefaultAcceptor::new(), gauge: connections };
+    let header_timeout = settings.header_timeout;
+    let https = tls_config.is_some();
+    // hyper's header-read timeout needs a timer; it also bounds how long an idle
+    // keep-alive connection waits for its next request.
+    macro_rules! serve {
+        ($server:expr) => {{
+            let mut server = $server.handle(http.clone());
+            let builder = server.http_builder();
+            builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
+            builder
+                .http2()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .keep_alive_interval(header_timeout)
+                .keep_alive_timeout(header_timeout);
+            tracker.spawn(async move {
+                if let Err(e) = server.serve(app.into_make_service()).await {
+                    tracing::error!(error = %e, "HTTP(S) server stopped");
+                }
+            });
+        }};
+    }
+    match tls_config {
+        None => serve!(axum_server::from_tcp(listener).acceptor(counted)),
+        Some(config) => serve!(axum_server::from_tcp(listener).acceptor(
+            axum_server::tls_rustls::RustlsAcceptor::new(config).handshake_timeout(header_timeout).acceptor(counted)
+        )),
+    }
     info!(addr = %bound, https, node_uuid = %node, "gostint listening");
     Ok(Server {
         addr: bound,
