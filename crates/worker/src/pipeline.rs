@@ -288,12 +288,12 @@ async fn execute(
         (id, Some(files))
     };
     left.container_id = Some(container_id.clone());
+    if let Err(e) = ports.store.set_container(&job.id, &resolved.image.to_string(), &container_id).await {
+        warn!(job_id = %job.id, error = %e, "could not record the container id");
+    }
     #[cfg(feature = "test-hooks")]
     if job.definition.working_directory == TEST_PANIC_AFTER_CREATE {
         panic!("test hook: a panic after the container was created");
-    }
-    if let Err(e) = ports.store.set_container(&job.id, &resolved.image.to_string(), &container_id).await {
-        warn!(job_id = %job.id, error = %e, "could not record the container id");
     }
 
     // Copy content, secrets file and passwd entry in.

@@ -290,3 +290,26 @@ async fn requests_beyond_the_cap_get_503_at_once() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn a_pipeline_panic_still_removes_the_container() {
+    let Some(app) = spawn_app_with(&[]).await else { return };
+    let token = app.req.token(None, &["default"]).await;
+    let hook = gostint_worker::pipeline::TEST_PANIC_AFTER_CREATE;
+    let id =
+        app.submit(&token, json!({"container_image": app.svc.image, "run": ["true"], "working_directory": hook})).await;
+    let job = app.wait(&token, &id).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["output"], "gostint internal error while running the job");
+    let cid = job["container_id"].as_str().unwrap().to_string();
+    assert!(!cid.is_empty(), "the hook fires after the container is created: {job}");
+    let start = Instant::now();
+    while std::process::Command::new("docker").args(["inspect", &cid]).output().unwrap().status.success() {
+        assert!(start.elapsed() < Duration::from_secs(30), "container {cid} left behind after a pipeline panic");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The node carries on.
+    let id = app.submit(&token, json!({"container_image": app.svc.image, "run": ["true"]})).await;
+    assert_eq!(app.wait(&token, &id).await["status"], "success");
+    app.stop().await;
+}
