@@ -59,7 +59,7 @@ pub struct JobDefinition {
 }
 
 /// The body of `POST /v1/api/job`: the job fields plus the secure-submission fields.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct SubmitRequest {
     /// Job fields given in the clear (mode A), or fallbacks in modes B and C.
@@ -122,7 +122,7 @@ impl SubmitRequest {
 }
 
 /// A job ready to be stored as `queued`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NewJob {
     /// Its id.
     pub id: JobId,
@@ -161,7 +161,7 @@ impl Outcome {
 }
 
 /// A stored job as the API shows it and the worker runs it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct JobRecord {
     /// Its id.
     pub id: JobId,

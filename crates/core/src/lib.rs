@@ -13,6 +13,7 @@ mod ids;
 mod job;
 pub mod limits;
 mod ports;
+mod redact;
 mod refs;
 mod resolve;
 pub mod secrets;
