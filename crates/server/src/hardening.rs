@@ -4,14 +4,9 @@
 
 use std::io;
 use std::path::Path;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 
-use axum_server::accept::Accept;
-use futures::future::BoxFuture;
 use gostint_config::{Settings, Tls};
 use gostint_metrics::IntGauge;
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tracing::warn;
 
 /// gostint's own crates (log targets are module paths, so each is a prefix).
@@ -84,39 +79,11 @@ pub(crate) fn prepare_sqlite_path(path: &Path) -> io::Result<()> {
     }
 }
 
-/// An acceptor that counts the connections it hands on in `gostint_http_connections_open`
-/// (wraps the plain TCP stream, so TLS handshakes count too).
-#[derive(Clone)]
-pub(crate) struct Counted<A> {
-    pub(crate) inner: A,
-    pub(crate) gauge: IntGauge,
-}
-
-impl<A, I, S> Accept<I, S> for Counted<A>
-where
-    A: Accept<I, S> + Clone + Send + Sync + 'static,
-    A::Future: Send,
-    I: Send + 'static,
-    S: Send + 'static,
-{
-    type Stream = CountedStream<A::Stream>;
-    type Service = A::Service;
-    type Future = BoxFuture<'static, io::Result<(Self::Stream, Self::Service)>>;
-
-    fn accept(&self, stream: I, service: S) -> Self::Future {
-        let guard = ConnGuard::new(self.gauge.clone());
-        let fut = self.inner.accept(stream, service);
-        Box::pin(async move {
-            let (stream, service) = fut.await?;
-            Ok((CountedStream { inner: stream, _guard: guard }, service))
-        })
-    }
-}
-
-struct ConnGuard(IntGauge);
+/// Keeps one connection counted in `gostint_http_connections_open` until dropped.
+pub(crate) struct ConnGuard(IntGauge);
 
 impl ConnGuard {
-    fn new(g: IntGauge) -> Self {
+    pub(crate) fn new(g: IntGauge) -> Self {
         g.inc();
         Self(g)
     }
@@ -125,40 +92,6 @@ impl ConnGuard {
 impl Drop for ConnGuard {
     fn drop(&mut self) {
         self.0.dec();
-    }
-}
-
-/// A stream that keeps its connection counted until dropped.
-pub(crate) struct CountedStream<T> {
-    inner: T,
-    _guard: ConnGuard,
-}
-
-impl<T: AsyncRead + Unpin> AsyncRead for CountedStream<T> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_read(cx, buf)
-    }
-}
-
-impl<T: AsyncWrite + Unpin> AsyncWrite for CountedStream<T> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write(cx, buf)
-    }
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
-    }
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_shutdown(cx)
-    }
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
-    }
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
     }
 }
 

@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod hardening;
+mod listen;
 mod node_state;
 mod tls;
 
@@ -41,7 +42,6 @@ pub struct Server {
     _state_dir: node_state::NodeStateDir,
     cancel: CancellationToken,
     tracker: TaskTracker,
-    http: axum_server::Handle,
 }
 
 impl Server {
@@ -50,7 +50,6 @@ impl Server {
     pub async fn shutdown(self) {
         self.state.drain();
         self.worker.abort_running();
-        self.http.graceful_shutdown(Some(Duration::from_secs(5)));
         self.cancel.cancel();
         self.tracker.close();
         self.tracker.wait().await;
@@ -250,7 +249,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         }),
         metrics,
     };
-    let connections = app_state.metrics.connections_open.clone();
+    let connections_metrics = app_state.metrics.clone();
     let protection = gostint_api::Protection {
         max_requests: settings.max_requests,
         max_body: settings.max_body,
@@ -258,35 +257,14 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     };
     let app = gostint_api::protect(gostint_api::router(app_state), protection);
 
-    let http = axum_server::Handle::new();
-    let counted = hardening::Counted { inner: axum_server::accept::DefaultAcceptor::new(), gauge: connections };
-    let header_timeout = settings.header_timeout;
     let https = tls_config.is_some();
-    // hyper's header-read timeout needs a timer; it also bounds how long an idle
-    // keep-alive connection waits for its next request.
-    macro_rules! serve {
-        ($server:expr) => {{
-            let mut server = $server.handle(http.clone());
-            let builder = server.http_builder();
-            builder.http1().timer(hyper_util::rt::TokioTimer::new()).header_read_timeout(header_timeout);
-            builder
-                .http2()
-                .timer(hyper_util::rt::TokioTimer::new())
-                .keep_alive_interval(header_timeout)
-                .keep_alive_timeout(header_timeout);
-            tracker.spawn(async move {
-                if let Err(e) = server.serve(app.into_make_service()).await {
-                    tracing::error!(error = %e, "HTTP(S) server stopped");
-                }
-            });
-        }};
-    }
-    match tls_config {
-        None => serve!(axum_server::from_tcp(listener).acceptor(counted)),
-        Some(config) => serve!(axum_server::from_tcp(listener).acceptor(
-            axum_server::tls_rustls::RustlsAcceptor::new(config).handshake_timeout(header_timeout).acceptor(counted)
-        )),
-    }
+    let listen = listen::Listen {
+        listener,
+        tls: tls_config.map(|c| c.get_inner()),
+        header_timeout: settings.header_timeout,
+        metrics: connections_metrics,
+    };
+    tracker.spawn(listen::serve(listen, app, cancel.child_token(), tracker.clone()));
     info!(addr = %bound, https, node_uuid = %node, "gostint listening");
     Ok(Server {
         addr: bound,
@@ -298,7 +276,6 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         _state_dir: state_dir,
         cancel,
         tracker,
-        http,
     })
 }
 

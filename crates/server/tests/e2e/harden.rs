@@ -259,14 +259,16 @@ async fn slow_header_clients_neither_starve_requests_nor_exhaust_descriptors() {
 #[tokio::test]
 async fn requests_beyond_the_cap_get_503_at_once() {
     let Some(app) = spawn_app_with(&[PLAIN, ("GOSTINT_MAX_REQUESTS", "2")]).await else { return };
-    // Two slow requests hold both permits: POSTs whose bodies never finish.
+    let token = app.req.token(None, &["default"]).await;
+    // Two slow requests hold both permits: authenticated POSTs whose bodies never finish.
     let addr = app.url.trim_start_matches("http://").to_string();
     let mut held = Vec::new();
     for _ in 0..2 {
         let mut s = TcpStream::connect(&addr).await.unwrap();
-        s.write_all(b"POST /v1/api/job HTTP/1.1\r\nHost: gostint\r\nX-Auth-Token: x\r\nContent-Length: 100\r\n\r\n{")
-            .await
-            .unwrap();
+        let head = format!(
+            "POST /v1/api/job HTTP/1.1\r\nHost: gostint\r\nX-Auth-Token: {token}\r\nContent-Length: 100\r\n\r\n{{"
+        );
+        s.write_all(head.as_bytes()).await.unwrap();
         held.push(s);
     }
     // The permits are taken once the heads are read: wait for a 503.
@@ -311,5 +313,54 @@ async fn a_pipeline_panic_still_removes_the_container() {
     // The node carries on.
     let id = app.submit(&token, json!({"container_image": app.svc.image, "run": ["true"]})).await;
     assert_eq!(app.wait(&token, &id).await["status"], "success");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn accept_errors_are_counted_and_the_node_recovers() {
+    let Some(app) = spawn_app_with(&[]).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("n.db").display());
+    let node = crate::support::Node::start(&app, &db, &[]).await;
+    let pid = node.pid().to_string();
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).unwrap().count();
+    // Leave the node a handful of spare descriptors, then connect more clients than that.
+    let prlimit = |soft: usize| {
+        let ok = std::process::Command::new("prlimit")
+            .args(["--pid", &pid, &format!("--nofile={soft}:")])
+            .status()
+            .expect("prlimit (util-linux)")
+            .success();
+        assert!(ok, "prlimit {soft}");
+    };
+    prlimit(fds + 4);
+    let addr = node.url.trim_start_matches("http://").to_string();
+    let mut clients = Vec::new();
+    for _ in 0..30 {
+        clients.push(std::net::TcpStream::connect(&addr).expect("the kernel still completes the handshake"));
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    drop(clients);
+    prlimit(4096);
+    // The node recovers by itself and tells what happened.
+    let start = Instant::now();
+    let metrics = loop {
+        if let Ok(r) = reqwest::get(format!("{}/v1/api/metrics", node.url)).await {
+            if r.status() == 200 {
+                break r.text().await.unwrap();
+            }
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the node did not recover after descriptors came back");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let errors: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("gostint_http_accept_errors_total{service=\"gostint\"} "))
+        .expect("accept error counter")
+        .parse()
+        .unwrap();
+    assert!(errors >= 1.0, "no accept error counted:\n{metrics}");
+    assert!(metrics.contains("gostint_http_connections_open{service=\"gostint\"} "), "{metrics}");
+    node.signal("-KILL");
     app.stop().await;
 }
