@@ -9,6 +9,7 @@ mod error;
 mod handlers;
 mod tenants;
 mod live;
+mod protect;
 mod view;
 
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use axum::Router;
 use gostint_core::{ContainerRuntime, JobStore, JobVault, NodeControl};
 
 pub use error::{ApiError, JsonLine};
+pub use protect::{protect, Protection};
 
 /// What every handler shares.
 #[derive(Clone)]
@@ -95,13 +97,13 @@ pub fn router_with_ui(state: AppState, ui: Option<Router>) -> Router {
 /// template (`/v1/api/job/{jobID}`) or `/*` for anything unrouted: never the raw path.
 async fn observe(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let path = req.extensions().get::<MatchedPath>().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/*".into());
-    let method = req.method().as_str().to_string();
+    let method = protect::method_label(req.method());
     let start = std::time::Instant::now();
     let resp = next.run(req).await;
     state
         .metrics
         .request_duration
-        .with_label_values(&[resp.status().as_str(), &method, &path])
+        .with_label_values(&[resp.status().as_str(), method, &path])
         .observe(start.elapsed().as_secs_f64());
     resp
 }
@@ -122,10 +124,7 @@ async fn strip_trailing_slash(req: Request, next: Next) -> Response {
     if path.len() > 1 && path.ends_with('/') {
         let trimmed = path.trim_end_matches('/');
         let trimmed = if trimmed.is_empty() { "/" } else { trimmed };
-        let location = match uri.query() {
-            Some(q) => format!("{trimmed}?{q}"),
-            None => trimmed.to_string(),
-        };
+        let location = protect::same_site_location(trimmed, uri.query());
         return (StatusCode::MOVED_PERMANENTLY, [(header::LOCATION, location)]).into_response();
     }
     next.run(req).await

@@ -43,7 +43,8 @@ pub mod env {
     /// Transit key for payload decryption (by convention the AppRole name). A warning if unset;
     /// encrypted submissions then fail.
     pub const ROLENAME: &str = "GOSTINT_ROLENAME";
-    /// Non-empty: debug logging. `RUST_LOG` overrides.
+    /// A boolean: debug logging for gostint's own crates only (libraries that log request
+    /// bodies, such as bollard, hyper, reqwest and sqlx, stay at info). `RUST_LOG` overrides.
     pub const DEBUG: &str = "GOSTINT_DEBUG";
     /// Policy that may see and act on every job. Default `gostint-admin`.
     pub const ADMIN_POLICY: &str = "GOSTINT_ADMIN_POLICY";
@@ -86,7 +87,7 @@ pub mod env {
     pub const VAULT_EXTERNAL_ADDR: &str = "VAULT_EXTERNAL_ADDR";
     /// PEM CA for Vault TLS; bind-mounted read-only into jobs and injected.
     pub const VAULT_CACERT: &str = "VAULT_CACERT";
-    /// Non-empty and not `0`/`false`: skip Vault TLS verification (development only).
+    /// A boolean: skip Vault TLS verification (development only; the server warns at start).
     pub const VAULT_SKIP_VERIFY: &str = "VAULT_SKIP_VERIFY";
     /// Vault Enterprise / OpenBao namespace sent as `X-Vault-Namespace`.
     pub const VAULT_NAMESPACE: &str = "VAULT_NAMESPACE";
@@ -119,6 +120,31 @@ pub mod env {
     /// The browser talks to Vault at `VAULT_EXTERNAL_ADDR` directly, so Vault's CORS must allow
     /// gostint's origin (README, "Web UI").
     pub const UI: &str = "GOSTINT_UI";
+    /// How long a client may take to send a request's headers (also how long an idle
+    /// keep-alive connection waits for its next request) before the connection is closed.
+    /// Default `10s`; at least `1s`.
+    pub const HEADER_TIMEOUT: &str = "GOSTINT_HEADER_TIMEOUT";
+    /// Requests served at once; beyond it a request is answered 503 at once (never queued
+    /// without bound). Default `512`; at least `1`.
+    pub const MAX_REQUESTS: &str = "GOSTINT_MAX_REQUESTS";
+}
+
+/// Every boolean setting takes exactly one of these, in any case (SPEC.md §11: anything
+/// else refuses to start, naming the variable).
+pub const BOOLEAN_WORDS: &str = "1, 0, true, false, yes, no, on or off";
+
+/// Parses a strict boolean: `1/0/true/false/yes/no/on/off` in any case, surrounding blanks
+/// ignored.
+///
+/// # Errors
+/// Anything else (so `VAULT_SKIP_VERIFY=False` is `false`, and `=nope` is an error, never
+/// `true`).
+pub fn parse_bool(text: &str) -> Result<bool, String> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "1" | "true" | "yes" | "on" => Ok(true),
+        "0" | "false" | "no" | "off" => Ok(false),
+        _ => Err(format!("expected a boolean: {BOOLEAN_WORDS}")),
+    }
 }
 
 /// A setting that cannot be used; the message names the variable.
@@ -137,6 +163,19 @@ pub enum ConfigError {
         /// What is wrong.
         msg: String,
     },
+    /// More than one setting is wrong: all of them, in the order they were read.
+    #[error("{} settings are wrong: {}", .0.len(), .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Several(Vec<ConfigError>),
+}
+
+impl ConfigError {
+    /// Each single error (one for `Missing`/`Invalid`, all of them for `Several`).
+    pub fn all(&self) -> Vec<&ConfigError> {
+        match self {
+            ConfigError::Several(v) => v.iter().collect(),
+            e => vec![e],
+        }
+    }
 }
 
 /// How the server listens.
@@ -264,6 +303,10 @@ pub struct Settings {
     pub max_streams_per_caller: usize,
     /// Serve the web UI at `/` (`GOSTINT_UI`).
     pub ui: bool,
+    /// `GOSTINT_HEADER_TIMEOUT`: request-header read and keep-alive idle limit.
+    pub header_timeout: Duration,
+    /// `GOSTINT_MAX_REQUESTS`: requests served at once (503 beyond).
+    pub max_requests: usize,
 }
 
 /// Reads `GOSTINT_APPROLES_FILE` (at start and on SIGHUP).
@@ -348,19 +391,11 @@ pub fn parse_size(text: &str) -> Result<usize, String> {
     n.checked_mul(mul).ok_or_else(|| "size too large".to_string())
 }
 
-fn flag(value: Option<String>, default: bool) -> bool {
-    match value.as_deref().map(str::trim) {
-        None | Some("") => default,
-        Some("0") | Some("false") | Some("no") | Some("off") => false,
-        Some(_) => true,
-    }
-}
-
 impl Settings {
     /// Reads the process environment.
     ///
     /// # Errors
-    /// The first variable that is missing or does not parse.
+    /// Every variable that is missing or does not parse (see [`Settings::from_source`]).
     pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_source(&ProcessEnv)
     }
@@ -368,56 +403,86 @@ impl Settings {
     /// Reads any [`Source`].
     ///
     /// # Errors
-    /// The first variable that is missing or does not parse.
+    /// Every variable that is missing or does not parse, all at once: one error is returned
+    /// as itself, several as [`ConfigError::Several`]. A malformed duration, size or boolean
+    /// is recorded and parsing goes on with its default, so the next bad setting is found
+    /// too; nothing built from a bad value is ever returned.
     pub fn from_source(src: &dyn Source) -> Result<Self, ConfigError> {
+        let errors = std::cell::RefCell::new(Vec::<ConfigError>::new());
+        let report = |e: ConfigError| errors.borrow_mut().push(e);
         let get = |name: &str| src.get(name).filter(|v| !v.trim().is_empty());
         let invalid = |var: &'static str, value: String, msg: String| ConfigError::Invalid { var, value, msg };
         let duration = |var: &'static str, default: &str| -> Result<Duration, ConfigError> {
             let v = get(var).unwrap_or_else(|| default.to_string());
-            parse_duration(&v).map_err(|msg| invalid(var, v, msg))
+            Ok(parse_duration(&v).unwrap_or_else(|msg| {
+                report(invalid(var, v, msg));
+                parse_duration(default).unwrap_or_default()
+            }))
         };
         let size = |var: &'static str, default: &str| -> Result<usize, ConfigError> {
             let v = get(var).unwrap_or_else(|| default.to_string());
-            parse_size(&v).map_err(|msg| invalid(var, v, msg))
+            Ok(parse_size(&v).unwrap_or_else(|msg| {
+                report(invalid(var, v, msg));
+                parse_size(default).unwrap_or_default()
+            }))
+        };
+        // Strict booleans (SPEC.md §11): unset or blank is the default, a bad word an error.
+        let flag = |var: &'static str, default: bool| -> bool {
+            match get(var) {
+                None => default,
+                Some(v) => parse_bool(&v).unwrap_or_else(|msg| {
+                    report(invalid(var, v, msg));
+                    default
+                }),
+            }
+        };
+        let whole = |var: &'static str, default: usize| -> usize {
+            match get(var) {
+                None => default,
+                Some(v) => v.trim().parse().unwrap_or_else(|_| {
+                    report(invalid(var, v, "expected a whole number".into()));
+                    default
+                }),
+            }
         };
 
         let port = match get(env::PORT) {
             None => 3232,
-            Some(v) => v.trim().parse::<u16>().map_err(|_| invalid(env::PORT, v, "expected a port number".into()))?,
+            Some(v) => v.trim().parse::<u16>().unwrap_or_else(|_| {
+                report(invalid(env::PORT, v, "expected a port number".into()));
+                3232
+            }),
         };
-        let tls = if flag(src.get(env::PLAIN_HTTP), false) {
+        let tls = if flag(env::PLAIN_HTTP, false) {
             Tls::Plain
         } else {
             Tls::Files {
                 cert: get(env::SSL_CERT).unwrap_or_else(|| "/var/lib/gostint/cert.pem".into()).into(),
                 key: get(env::SSL_KEY).unwrap_or_else(|| "/var/lib/gostint/key.pem".into()).into(),
-                self_signed: flag(src.get(env::SSL_SELF_SIGNED), false),
+                self_signed: flag(env::SSL_SELF_SIGNED, false),
             }
         };
         let dburl = get(env::DBURL).unwrap_or_else(|| "sqlite:///var/lib/gostint/gostint.db".into());
-        let store = parse_store(&dburl).map_err(|msg| invalid(env::DBURL, dburl.clone(), msg))?;
+        let store = parse_store(&dburl).unwrap_or_else(|msg| {
+            report(invalid(env::DBURL, dburl.clone(), msg));
+            StoreKind::Sqlite(PathBuf::from("/var/lib/gostint/gostint.db"))
+        });
 
-        let vault_addr = get(env::VAULT_ADDR).ok_or(ConfigError::Missing(env::VAULT_ADDR))?;
+        let vault_addr = get(env::VAULT_ADDR).unwrap_or_else(|| {
+            report(ConfigError::Missing(env::VAULT_ADDR));
+            String::new()
+        });
         let vault = VaultSettings {
             external_addr: get(env::VAULT_EXTERNAL_ADDR).unwrap_or_else(|| vault_addr.clone()),
             addr: vault_addr,
             ca_cert: get(env::VAULT_CACERT).map(PathBuf::from),
-            skip_verify: flag(src.get(env::VAULT_SKIP_VERIFY), false),
+            skip_verify: flag(env::VAULT_SKIP_VERIFY, false),
             namespace: get(env::VAULT_NAMESPACE),
             timeout: duration(env::VAULT_CLIENT_TIMEOUT, "60s")?,
         };
         let job_timeout = duration(env::JOB_TIMEOUT, "0")?;
-        let max_running = match get(env::MAX_RUNNING) {
-            None => 0,
-            Some(v) => v.trim().parse().map_err(|_| invalid(env::MAX_RUNNING, v, "expected a whole number".into()))?,
-        };
-        let max_streams_per_caller = match get(env::MAX_STREAMS_PER_CALLER) {
-            None => 10,
-            Some(v) => v
-                .trim()
-                .parse()
-                .map_err(|_| invalid(env::MAX_STREAMS_PER_CALLER, v, "expected a whole number".into()))?,
-        };
+        let max_running = whole(env::MAX_RUNNING, 0);
+        let max_streams_per_caller = whole(env::MAX_STREAMS_PER_CALLER, 10);
         let state_dir = match (get(env::STATE_DIR), &store) {
             (Some(dir), _) => PathBuf::from(dir),
             (None, StoreKind::Sqlite(path)) => match path.parent() {
@@ -430,16 +495,19 @@ impl Settings {
             (None, None) => None,
             (Some(role_id), Some(secret)) => {
                 let secret = match secret.strip_prefix('@') {
-                    Some(path) => std::fs::read_to_string(path)
-                        .map_err(|e| invalid(env::RUN_SECRETID, format!("@{path}"), e.to_string()))?
-                        .trim_end()
-                        .to_string(),
+                    Some(path) => match std::fs::read_to_string(path) {
+                        Ok(text) => text.trim_end().to_string(),
+                        Err(e) => {
+                            report(invalid(env::RUN_SECRETID, format!("@{path}"), e.to_string()));
+                            String::new()
+                        }
+                    },
                     None => secret,
                 };
                 if !matches!(store, StoreKind::Postgres(_)) {
-                    return Err(invalid(
+                    report(invalid(
                         env::RUN_ROLEID,
-                        role_id,
+                        role_id.clone(),
                         "Vault database credentials need a postgres:// GOSTINT_DBURL".into(),
                     ));
                 }
@@ -449,8 +517,14 @@ impl Settings {
                     creds_role: get(env::DB_CREDS_ROLE).unwrap_or_else(|| "gostint-dbauth-role".into()),
                 })
             }
-            (Some(_), None) => return Err(ConfigError::Missing(env::RUN_SECRETID)),
-            (None, Some(_)) => return Err(ConfigError::Missing(env::RUN_ROLEID)),
+            (Some(_), None) => {
+                report(ConfigError::Missing(env::RUN_SECRETID));
+                None
+            }
+            (None, Some(_)) => {
+                report(ConfigError::Missing(env::RUN_ROLEID));
+                None
+            }
         };
         let job_files_dir = match get(env::JOB_FILES).as_deref().map(str::trim) {
             None | Some("bind") => Some(get(env::JOB_FILES_DIR).map(PathBuf::from).unwrap_or_else(|| {
@@ -462,29 +536,32 @@ impl Settings {
                 }
             })),
             Some("copy") => None,
-            Some(other) => return Err(invalid(env::JOB_FILES, other.to_string(), "expected bind or copy".into())),
-        };
-        let role_id = get(env::ROLEID).ok_or(ConfigError::Missing(env::ROLEID))?;
-        let role_name = get(env::ROLENAME);
-        let approles_file = get(env::APPROLES_FILE).map(PathBuf::from);
-        let tenants = match (&approles_file, get(env::APPROLES)) {
-            (Some(path), _) => read_approles_file(path)?,
-            (None, Some(list)) => gostint_core::Tenants::parse(&list).map_err(|e| ConfigError::Invalid {
-                var: env::APPROLES,
-                value: e.entry.clone(),
-                msg: e.msg,
-            })?,
-            (None, None) => gostint_core::Tenants::single(role_name.clone(), role_id.clone()),
-        };
-        let whole = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
-            match get(var) {
-                None => Ok(default),
-                Some(v) => v.trim().parse().map_err(|_| invalid(var, v, "expected a whole number".into())),
+            Some(other) => {
+                report(invalid(env::JOB_FILES, other.to_string(), "expected bind or copy".into()));
+                None
             }
         };
-        let tenant_max_queued = whole(env::TENANT_MAX_QUEUED, 10_000)?;
-        let tenant_max_running = usize::try_from(whole(env::TENANT_MAX_RUNNING, 0)?).unwrap_or(usize::MAX);
-        Ok(Settings {
+        let role_id = get(env::ROLEID).unwrap_or_else(|| {
+            report(ConfigError::Missing(env::ROLEID));
+            String::new()
+        });
+        let role_name = get(env::ROLENAME);
+        let approles_file = get(env::APPROLES_FILE).map(PathBuf::from);
+        let single = || gostint_core::Tenants::single(role_name.clone(), role_id.clone());
+        let tenants = match (&approles_file, get(env::APPROLES)) {
+            (Some(path), _) => read_approles_file(path).unwrap_or_else(|e| {
+                report(e);
+                single()
+            }),
+            (None, Some(list)) => gostint_core::Tenants::parse(&list).unwrap_or_else(|e| {
+                report(ConfigError::Invalid { var: env::APPROLES, value: e.entry.clone(), msg: e.msg });
+                single()
+            }),
+            (None, None) => single(),
+        };
+        let tenant_max_queued = whole(env::TENANT_MAX_QUEUED, 10_000) as u64;
+        let tenant_max_running = whole(env::TENANT_MAX_RUNNING, 0);
+        let settings = Settings {
             tenants,
             approles_file,
             tenant_max_queued,
@@ -499,10 +576,10 @@ impl Settings {
             role_id,
             role_name,
             vault,
-            debug: get(env::DEBUG).is_some(),
+            debug: flag(env::DEBUG, false),
             admin_policy: get(env::ADMIN_POLICY).unwrap_or_else(|| "gostint-admin".into()),
-            protect_status: flag(src.get(env::PROTECT_STATUS), false),
-            inject_token: flag(src.get(env::INJECT_TOKEN), true),
+            protect_status: flag(env::PROTECT_STATUS, false),
+            inject_token: flag(env::INJECT_TOKEN, true),
             max_body: size(env::MAX_BODY, "16MiB")?,
             max_output: size(env::MAX_OUTPUT, "4MiB")?,
             max_content: size(env::MAX_CONTENT, "1GiB")? as u64,
@@ -514,8 +591,16 @@ impl Settings {
             stale_after: duration(env::STALE_AFTER, "5m")?,
             ignored_set: env::IGNORED.iter().copied().filter(|v| get(v).is_some()).collect(),
             max_streams_per_caller,
-            ui: flag(src.get(env::UI), false),
-        })
+            ui: flag(env::UI, false),
+            header_timeout: duration(env::HEADER_TIMEOUT, "10s")?.max(Duration::from_secs(1)),
+            max_requests: whole(env::MAX_REQUESTS, 512).max(1),
+        };
+        let mut errors = errors.into_inner();
+        match errors.len() {
+            0 => Ok(settings),
+            1 => Err(errors.remove(0)),
+            _ => Err(ConfigError::Several(errors)),
+        }
     }
 }
 
@@ -656,6 +741,87 @@ mod tests {
         assert_eq!(parse_store("postgres://u:p@h/db").unwrap(), StoreKind::Postgres("postgres://u:p@h/db".into()));
         assert!(parse_store("mongodb://h").is_err());
         assert!(parse_store("redis://h").is_err());
+    }
+
+    #[test]
+    fn booleans_are_strict_in_any_case() {
+        for (v, want) in [("1", true), ("TRUE", true), ("Yes", true), ("on", true), (" 0 ", false), ("False", false)] {
+            assert_eq!(parse_bool(v), Ok(want), "{v}");
+        }
+        // VAULT_SKIP_VERIFY=False must never turn verification off.
+        let s = Settings::from_source(&src(&[("VAULT_SKIP_VERIFY", "False")])).unwrap();
+        assert!(!s.vault.skip_verify);
+        let s = Settings::from_source(&src(&[("GOSTINT_DEBUG", "0")])).unwrap();
+        assert!(!s.debug, "GOSTINT_DEBUG=0 must not enable debug");
+        assert!(Settings::from_source(&src(&[("GOSTINT_DEBUG", "ON")])).unwrap().debug);
+        for var in [
+            "GOSTINT_PLAIN_HTTP",
+            "GOSTINT_SSL_SELF_SIGNED",
+            "GOSTINT_PROTECT_STATUS",
+            "GOSTINT_INJECT_TOKEN",
+            "GOSTINT_DEBUG",
+            "VAULT_SKIP_VERIFY",
+        ] {
+            let e = Settings::from_source(&src(&[(var, "nope")])).unwrap_err();
+            assert!(e.to_string().starts_with(&format!("{var}: expected a boolean")), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_bad_setting_is_reported_at_once() {
+        let mut m = src(&[
+            ("GOSTINT_PORT", "http"),
+            ("GOSTINT_PLAIN_HTTP", "nope"),
+            ("GOSTINT_RETENTION", "6 weeks"),
+            ("GOSTINT_MAX_BODY", "lots"),
+            ("GOSTINT_MAX_RUNNING", "-1"),
+            ("GOSTINT_JOB_FILES", "mount"),
+            ("VAULT_SKIP_VERIFY", "maybe"),
+            ("GOSTINT_DBURL", "mongodb://h"),
+        ]);
+        m.remove("VAULT_ADDR");
+        m.remove("GOSTINT_ROLEID");
+        let e = Settings::from_source(&m).unwrap_err();
+        let named: Vec<&str> = e
+            .all()
+            .iter()
+            .map(|e| match e {
+                ConfigError::Missing(v) | ConfigError::Invalid { var: v, .. } => *v,
+                ConfigError::Several(_) => "nested",
+            })
+            .collect();
+        let mut want = vec![
+            "GOSTINT_PORT",
+            "GOSTINT_PLAIN_HTTP",
+            "GOSTINT_RETENTION",
+            "GOSTINT_MAX_BODY",
+            "GOSTINT_MAX_RUNNING",
+            "GOSTINT_JOB_FILES",
+            "VAULT_SKIP_VERIFY",
+            "GOSTINT_DBURL",
+            "VAULT_ADDR",
+            "GOSTINT_ROLEID",
+        ];
+        let mut got = named.clone();
+        got.sort_unstable();
+        want.sort_unstable();
+        assert_eq!(got, want, "{e}");
+        let text = e.to_string();
+        assert!(text.starts_with("10 settings are wrong: "), "{text}");
+        for var in want {
+            assert!(text.contains(var), "{var} missing from {text}");
+        }
+    }
+
+    #[test]
+    fn header_timeout_and_request_cap() {
+        let s = Settings::from_source(&src(&[])).unwrap();
+        assert_eq!((s.header_timeout, s.max_requests), (Duration::from_secs(10), 512));
+        let s =
+            Settings::from_source(&src(&[("GOSTINT_HEADER_TIMEOUT", "3s"), ("GOSTINT_MAX_REQUESTS", "8")])).unwrap();
+        assert_eq!((s.header_timeout, s.max_requests), (Duration::from_secs(3), 8));
+        let e = Settings::from_source(&src(&[("GOSTINT_MAX_REQUESTS", "many")])).unwrap_err();
+        assert!(e.to_string().starts_with("GOSTINT_MAX_REQUESTS:"), "{e}");
     }
 
     #[test]

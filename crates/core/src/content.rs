@@ -9,6 +9,10 @@ use serde::Deserialize;
 /// The default uncompressed size a content tar may reach before it is refused (gzip bombs).
 pub const MAX_CONTENT_UNPACKED: u64 = 1 << 30;
 
+/// Most bytes of a content's `gostint.yml` that are read (SPEC.md §11); a larger one fails
+/// the job.
+pub const MAX_METADATA: u64 = 1 << 20;
+
 /// Content that cannot be used; the texts are the original's (SPEC.md §3.3).
 #[derive(Debug, thiserror::Error)]
 pub enum ContentError {
@@ -104,7 +108,13 @@ pub fn inspect_content(targz: &[u8], max_unpacked: u64) -> Result<Option<Metadat
         let name = path.to_string_lossy();
         if name == "./gostint.yml" || name == "gostint.yml" {
             let mut text = String::new();
-            entry.read_to_string(&mut text).map_err(|e| ContentError::MetaRead(e.to_string()))?;
+            (&mut entry)
+                .take(MAX_METADATA + 1)
+                .read_to_string(&mut text)
+                .map_err(|e| ContentError::MetaRead(e.to_string()))?;
+            if text.len() as u64 > MAX_METADATA {
+                return Err(ContentError::MetaRead(format!("gostint.yml is larger than {MAX_METADATA} bytes (1 MiB)")));
+            }
             meta = Some(parse_metadata(&text).map_err(ContentError::MetaYaml)?);
         } else {
             // Drain through the cap so the whole archive is checked.
@@ -237,6 +247,17 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("Failed parsing yaml in gostint.yml:"));
+    }
+
+    #[test]
+    fn a_gostint_yml_over_1_mib_is_refused() {
+        let mut big = b"container_image: x\n#".to_vec();
+        big.resize((MAX_METADATA + 10) as usize, b'x');
+        let e = inspect_content(&targz(&[("gostint.yml", &big)]), MAX_CONTENT_UNPACKED).unwrap_err();
+        assert!(e.to_string().contains("larger than 1048576 bytes"), "{e}");
+        let mut ok = b"container_image: x\n#".to_vec();
+        ok.resize(MAX_METADATA as usize - 1, b'x');
+        assert!(inspect_content(&targz(&[("gostint.yml", &ok)]), MAX_CONTENT_UNPACKED).unwrap().is_some());
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub struct JobDefinition {
 }
 
 /// The body of `POST /v1/api/job`: the job fields plus the secure-submission fields.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Default, Deserialize)]
 #[serde(default)]
 pub struct SubmitRequest {
     /// Job fields given in the clear (mode A), or fallbacks in modes B and C.
@@ -88,6 +88,9 @@ pub enum SubmitError {
     /// Half of the cubbyhole pair.
     #[error("cubby_token and cubby_path must be given together")]
     CubbyPairIncomplete,
+    /// A field out of its bounds ([`crate::limits`]).
+    #[error(transparent)]
+    OutOfBounds(#[from] crate::limits::FieldOutOfBounds),
 }
 
 impl SubmitRequest {
@@ -102,12 +105,24 @@ impl SubmitRequest {
         if self.cubby_token.is_empty() != self.cubby_path.is_empty() {
             return Err(SubmitError::CubbyPairIncomplete);
         }
+        use crate::limits::{FieldOutOfBounds, MAX_TOKEN_FIELD};
+        for (field, value) in [
+            ("wrap_secret_id", &self.wrap_secret_id),
+            ("cubby_token", &self.cubby_token),
+            ("cubby_path", &self.cubby_path),
+        ] {
+            if value.len() > MAX_TOKEN_FIELD {
+                let problem = format!("too long ({} bytes, at most {MAX_TOKEN_FIELD})", value.len());
+                return Err(FieldOutOfBounds { field, problem }.into());
+            }
+        }
+        crate::limits::check_definition(&self.job)?;
         Ok(())
     }
 }
 
 /// A job ready to be stored as `queued`.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct NewJob {
     /// Its id.
     pub id: JobId,
@@ -149,7 +164,7 @@ impl Outcome {
 }
 
 /// A stored job as the API shows it and the worker runs it.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct JobRecord {
     /// Its id.
     pub id: JobId,

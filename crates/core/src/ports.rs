@@ -179,7 +179,7 @@ pub type EventSink = std::sync::Arc<dyn Fn(StoreEvent) + Send + Sync>;
 
 /// Everything a job container may be given; privileged mode, writable host mounts and the
 /// Docker socket cannot be expressed.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct ContainerSpec {
     /// Image reference as the engine resolves it.
     pub image: String,
@@ -364,7 +364,7 @@ impl TokenInfo {
 }
 
 /// A secret as read from Vault.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub struct SecretData {
     /// The key/value data (for KV v2 the inner `data.data`).
     pub data: serde_json::Map<String, serde_json::Value>,

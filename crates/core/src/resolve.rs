@@ -51,6 +51,9 @@ pub enum ResolveError {
     /// Bad secret reference.
     #[error(transparent)]
     SecretRef(#[from] UnparseableSecretRef),
+    /// A field out of its bounds (a decrypted payload is only checked here).
+    #[error(transparent)]
+    OutOfBounds(#[from] crate::limits::FieldOutOfBounds),
 }
 
 fn first<'a>(a: &'a str, b: &'a str) -> &'a str {
@@ -80,6 +83,8 @@ pub fn resolve(
 ) -> Result<ResolvedJob, ResolveError> {
     let empty = JobDefinition::default();
     let p = payload.unwrap_or(&empty);
+    crate::limits::check_definition(outer)?;
+    crate::limits::check_definition(p)?;
 
     let content_text = first(&p.content, &outer.content);
     let (content, meta) = if content_text.is_empty() {

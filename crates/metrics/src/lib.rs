@@ -6,9 +6,9 @@
 //! `path` is always a route template, never a raw path.
 #![warn(missing_docs)]
 
-use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
-};
+pub use prometheus::{IntCounter, IntGauge};
+
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Every metric gostint exports.
 #[derive(Clone)]
@@ -37,6 +37,12 @@ pub struct Metrics {
     pub tenant_queue_wait_seconds: HistogramVec,
     /// `gostint_tenant_quota_refusals_total{tenant}`: POSTs refused with 429.
     pub tenant_quota_refusals: IntCounterVec,
+    /// `gostint_http_connections_open`: client connections this node holds now.
+    pub connections_open: IntGauge,
+    /// `gostint_http_accept_errors_total`: failed accepts (out of descriptors, …).
+    pub accept_errors: IntCounter,
+    /// `gostint_http_requests_refused_total`: requests answered 503 for the concurrent-request cap.
+    pub requests_refused: IntCounter,
 }
 
 impl Default for Metrics {
@@ -103,6 +109,27 @@ impl Metrics {
             &["tenant"],
         )
         .expect("static metric definition is valid");
+        let connections_open = IntGauge::with_opts(
+            Opts::new("gostint_http_connections_open", "Client connections open on this node.")
+                .const_label("service", "gostint"),
+        )
+        .expect("static metric definition is valid");
+        let accept_errors = IntCounter::with_opts(
+            Opts::new(
+                "gostint_http_accept_errors_total",
+                "Failed accepts of client connections (e.g. out of file descriptors).",
+            )
+            .const_label("service", "gostint"),
+        )
+        .expect("static metric definition is valid");
+        let requests_refused = IntCounter::with_opts(
+            Opts::new(
+                "gostint_http_requests_refused_total",
+                "Requests answered 503 because too many were being served at once.",
+            )
+            .const_label("service", "gostint"),
+        )
+        .expect("static metric definition is valid");
         for c in [
             Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(jobs_finished.clone()),
@@ -113,6 +140,9 @@ impl Metrics {
             Box::new(tenant_run_seconds.clone()),
             Box::new(tenant_queue_wait_seconds.clone()),
             Box::new(tenant_quota_refusals.clone()),
+            Box::new(connections_open.clone()),
+            Box::new(accept_errors.clone()),
+            Box::new(requests_refused.clone()),
         ] {
             registry.register(c).expect("each metric is registered once");
         }
@@ -127,6 +157,9 @@ impl Metrics {
             tenant_run_seconds,
             tenant_queue_wait_seconds,
             tenant_quota_refusals,
+            connections_open,
+            accept_errors,
+            requests_refused,
         }
     }
 

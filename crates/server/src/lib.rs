@@ -5,6 +5,8 @@
 //! settings of their own and get the bound address back.
 #![warn(missing_docs)]
 
+mod hardening;
+mod listen;
 mod node_state;
 mod tenants;
 mod tls;
@@ -23,6 +25,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{info, warn};
 
+pub use hardening::log_filter;
+
 /// A started server.
 pub struct Server {
     /// Where it listens.
@@ -39,7 +43,6 @@ pub struct Server {
     _state_dir: node_state::NodeStateDir,
     cancel: CancellationToken,
     tracker: TaskTracker,
-    http: axum_server::Handle,
 }
 
 impl Server {
@@ -48,7 +51,6 @@ impl Server {
     pub async fn shutdown(self) {
         self.state.drain();
         self.worker.abort_running();
-        self.http.graceful_shutdown(Some(Duration::from_secs(5)));
         self.cancel.cancel();
         self.tracker.close();
         self.tracker.wait().await;
@@ -71,6 +73,9 @@ impl Server {
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn JobStore>> {
     match &settings.store {
         StoreKind::Sqlite(path) => {
+            hardening::prepare_sqlite_path(path).with_context(|| {
+                format!("making the SQLite job store's path private (0700/0600): {}", path.display())
+            })?;
             let store = gostint_store_sqlite::SqliteJobStore::open(&path.to_string_lossy())
                 .await
                 .with_context(|| format!("opening the SQLite job store at {}", path.display()))?;
@@ -114,6 +119,29 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     if settings.role_name.is_none() {
         warn!("GOSTINT_ROLENAME is not set: encrypted (cubbyhole or payload) jobs will fail to decrypt");
     }
+    hardening::warn_weak_settings(settings);
+
+    // The listener is bound and the certificate loaded before anything else: a node that
+    // cannot serve must never claim a job (on a shared PostgreSQL it would then exit with
+    // the job taken).
+    let addr: SocketAddr = format!("{}:{}", settings.bind, settings.port).parse().with_context(|| {
+        format!("GOSTINT_BIND/GOSTINT_PORT: {}:{} is not a socket address", settings.bind, settings.port)
+    })?;
+    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
+    listener.set_nonblocking(true).context("setting the listener non-blocking")?;
+    let bound = listener.local_addr().context("reading the bound address")?;
+    let tls_config = match &settings.tls {
+        Tls::Plain => None,
+        Tls::Files { cert, key, self_signed } => {
+            if *self_signed {
+                tls::ensure_self_signed(cert, key)?;
+            }
+            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .with_context(|| format!("loading TLS cert {} and key {}", cert.display(), key.display()))?;
+            Some(config)
+        }
+    };
 
     let runtime = gostint_runner_docker::DockerRuntime::connect()
         .await
@@ -237,42 +265,23 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         tenants: tenants.clone(),
         live,
     };
-    let ui = settings.ui.then(|| gostint_web::router(&settings.vault.external_addr));
-    let app = gostint_api::router_with_ui(app_state, ui);
-
-    let addr: SocketAddr = format!("{}:{}", settings.bind, settings.port).parse().with_context(|| {
-        format!("GOSTINT_BIND/GOSTINT_PORT: {}:{} is not a socket address", settings.bind, settings.port)
-    })?;
-    let listener = std::net::TcpListener::bind(addr).with_context(|| format!("binding {addr}"))?;
-    listener.set_nonblocking(true).context("setting the listener non-blocking")?;
-    let bound = listener.local_addr().context("reading the bound address")?;
-    let http = axum_server::Handle::new();
-    let https = match &settings.tls {
-        Tls::Plain => {
-            let server = axum_server::from_tcp(listener).handle(http.clone());
-            tracker.spawn(async move {
-                if let Err(e) = server.serve(app.into_make_service()).await {
-                    tracing::error!(error = %e, "HTTP server stopped");
-                }
-            });
-            false
-        }
-        Tls::Files { cert, key, self_signed } => {
-            if *self_signed {
-                tls::ensure_self_signed(cert, key)?;
-            }
-            let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .with_context(|| format!("loading TLS cert {} and key {}", cert.display(), key.display()))?;
-            let server = axum_server::from_tcp_rustls(listener, config).handle(http.clone());
-            tracker.spawn(async move {
-                if let Err(e) = server.serve(app.into_make_service()).await {
-                    tracing::error!(error = %e, "HTTPS server stopped");
-                }
-            });
-            true
-        }
+    let connections_metrics = app_state.metrics.clone();
+    let protection = gostint_api::Protection {
+        max_requests: settings.max_requests,
+        max_body: settings.max_body,
+        metrics: app_state.metrics.clone(),
     };
+    let ui = settings.ui.then(|| gostint_web::router(&settings.vault.external_addr));
+    let app = gostint_api::protect(gostint_api::router_with_ui(app_state, ui), protection);
+
+    let https = tls_config.is_some();
+    let listen = listen::Listen {
+        listener,
+        tls: tls_config.map(|c| c.get_inner()),
+        header_timeout: settings.header_timeout,
+        metrics: connections_metrics,
+    };
+    tracker.spawn(listen::serve(listen, app, cancel.child_token(), tracker.clone()));
     info!(addr = %bound, https, node_uuid = %node, "gostint listening");
     Ok(Server {
         addr: bound,
@@ -284,7 +293,6 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         _state_dir: state_dir,
         cancel,
         tracker,
-        http,
     })
 }
 

@@ -20,9 +20,9 @@ enum Command {
 }
 
 fn init_tracing(debug: bool) {
-    let default = if debug { "debug" } else { "info" };
+    // GOSTINT_DEBUG raises gostint's own crates only (SPEC.md §11); RUST_LOG overrides.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(gostint_server::log_filter(debug)));
     tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).init();
 }
 
@@ -34,7 +34,10 @@ async fn main() -> std::process::ExitCode {
             let settings = match gostint_config::Settings::from_env() {
                 Ok(s) => s,
                 Err(e) => {
-                    eprintln!("gostint: configuration error: {e}");
+                    // Every bad setting at once, one per line, each naming its variable.
+                    for one in e.all() {
+                        eprintln!("gostint: configuration error: {one}");
+                    }
                     return std::process::ExitCode::from(2);
                 }
             };

@@ -76,6 +76,11 @@ struct Leftovers {
     mask: Vec<String>,
 }
 
+/// Test hook (cargo feature `test-hooks`, never in a release build): a job whose
+/// `working_directory` is this panics in the pipeline right after its container is created.
+#[cfg(feature = "test-hooks")]
+pub const TEST_PANIC_AFTER_CREATE: &str = "/gostint-test-hook/panic-after-create";
+
 /// The message a job gets when its node shuts down under it (SIGTERM past the drain limit).
 pub const SHUTDOWN_KILLED: &str = "gostint node shutting down: job killed";
 
@@ -93,7 +98,16 @@ pub async fn run_job(
 ) {
     let mut left = Leftovers::default();
     crate::tenant_metrics::claimed(ports, cfg, &job);
-    let outcome = execute(ports, cfg, &job, &mut left, abort).await;
+    // A panic in the pipeline must still remove the container and revoke the job token
+    // (SPEC.md §11): `left` outlives the caught future.
+    let run = std::panic::AssertUnwindSafe(execute(ports, cfg, &job, &mut left, abort));
+    let outcome = match futures::FutureExt::catch_unwind(run).await {
+        Ok(outcome) => outcome,
+        Err(_) => {
+            tracing::error!(job_id = %job.id, "job pipeline panicked; cleaning up and recording the job failed");
+            failed("gostint internal error while running the job")
+        }
+    };
     drop(left.job_dir.take());
     // The container has exited: record first, so the requestor and the queue's next job do
     // not wait for the clean-up (SPEC.md §5.3: record → remove container → revoke token).
@@ -212,10 +226,13 @@ async fn execute(
         _ => None,
     };
 
-    // Layer and validate before any Docker call.
-    let resolved = match resolve(&job.definition, payload_def.as_ref(), cfg.max_content_unpacked) {
-        Ok(r) => r,
-        Err(e) => return failed(e.to_string()),
+    // Layer and validate before any Docker call: off the async runtime, since content
+    // inspection may unpack up to GOSTINT_MAX_CONTENT (SPEC.md §11).
+    let (outer, max) = (job.definition.clone(), cfg.max_content_unpacked);
+    let resolved = match tokio::task::spawn_blocking(move || resolve(&outer, payload_def.as_ref(), max)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => return failed(e.to_string()),
+        Err(e) => return failed(format!("gostint internal error while inspecting the job: {e}")),
     };
 
     // The image's id: files read from it once stay true for every job that uses it.
@@ -292,6 +309,10 @@ async fn execute(
     left.container_id = Some(container_id.clone());
     if let Err(e) = ports.store.set_container(&job.id, &resolved.image.to_string(), &container_id).await {
         warn!(job_id = %job.id, error = %e, "could not record the container id");
+    }
+    #[cfg(feature = "test-hooks")]
+    if job.definition.working_directory == TEST_PANIC_AFTER_CREATE {
+        panic!("test hook: a panic after the container was created");
     }
 
     // Copy content, secrets file and passwd entry in.

@@ -3,6 +3,7 @@
 mod api;
 mod cluster;
 mod drain;
+mod harden;
 mod lifecycle;
 mod modes;
 mod support;

@@ -194,6 +194,11 @@ impl Node {
         node
     }
 
+    /// The node's process id.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub(crate) async fn health(&self, key: &str) -> Option<String> {
         let r = self.http.get(format!("{}/v1/api/health?k={key}", self.url)).send().await.ok()?;
         r.status().is_success().then_some(())?;
