@@ -138,6 +138,11 @@ pub trait JobStore: Send + Sync + 'static {
     /// `sink` until the store is dropped, reconnecting on errors. A store with one process
     /// (SQLite) has nothing to deliver and returns at once.
     async fn listen(&self, sink: EventSink) -> Result<(), StoreError>;
+
+    /// The ids of the `running`/`stopping` jobs owned by `node` (reliability: the node
+    /// compares them with the jobs its pipelines hold, to end any that none holds, e.g. a
+    /// claim that committed but whose answer was lost with the connection).
+    async fn active_ids_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError>;
 }
 
 /// Something that happened in the store which may let a node claim or kill.

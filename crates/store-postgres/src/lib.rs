@@ -641,9 +641,19 @@ impl JobStore for PgJobStore {
             }
         }
         if rows.len() < max {
+            // Reliability (issue 16, item 1): `rows` are `running` already (their statement
+            // committed). From here on an error must not drop them, or their jobs stay
+            // `running` with no pipeline and their queues block: keep them, log, and let the
+            // next round look further.
             // Did the window cover every queued job? If not, free heads may lie beyond it.
-            let left: i64 =
-                sqlx::query_scalar(QUEUED_UP_TO).bind(FAST_WINDOW + 1).fetch_one(&pool).await.map_err(backend)?;
+            let left: i64 = match sqlx::query_scalar(QUEUED_UP_TO).bind(FAST_WINDOW + 1).fetch_one(&pool).await {
+                Ok(left) => left,
+                Err(e) if rows.is_empty() => return Err(backend(e)),
+                Err(e) => {
+                    tracing::warn!(error = %e, claimed = rows.len(), "claim follow-up failed; keeping the jobs claimed");
+                    0
+                }
+            };
             if left + rows.len() as i64 > FAST_WINDOW {
                 for attempt in 1..=2 {
                     let claimed = sqlx::query_as::<_, JobRow>(CLAIM)
@@ -662,7 +672,11 @@ impl JobStore for PgJobStore {
                         Err(e) if lost_claim_race(&e) => {
                             tracing::debug!(error = %e, attempt, "claim lost a race with another node");
                         }
-                        Err(e) => return Err(backend(e)),
+                        Err(e) if rows.is_empty() => return Err(backend(e)),
+                        Err(e) => {
+                            tracing::warn!(error = %e, claimed = rows.len(), "claim follow-up failed; keeping the jobs claimed");
+                            break;
+                        }
                     }
                 }
             }
@@ -997,6 +1011,16 @@ impl JobStore for PgJobStore {
     async fn listen(&self, sink: EventSink) -> Result<(), StoreError> {
         listen_loop(self.shared.clone(), sink).await;
         Ok(())
+    }
+    async fn active_ids_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE node_uuid = $1 AND status IN ('running', 'stopping') ORDER BY seq",
+        )
+        .bind(text(node.as_str()))
+        .fetch_all(&self.pool())
+        .await
+        .map_err(backend)?;
+        ids.iter().map(|h| h.parse::<JobId>().map_err(|e| StoreError::Corrupt(format!("job id {h:?}: {e}")))).collect()
     }
 }
 

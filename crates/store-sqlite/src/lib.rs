@@ -497,17 +497,29 @@ impl JobStore for SqliteJobStore {
                 .fetch_all(&mut *conn)
                 .await?;
             if rows.len() < max {
-                // Claimed jobs are running now, so the window may reach one more job.
-                let seen: i64 =
-                    sqlx::query_scalar(QUEUED_BEYOND_WINDOW).bind(FAST_WINDOW + 1).fetch_one(&mut *conn).await?;
-                if seen > FAST_WINDOW - rows.len() as i64 {
-                    let more = sqlx::query_as::<_, JobRow>(CLAIM)
-                        .bind(node.as_str())
-                        .bind(now.millis())
-                        .bind(limit(max - rows.len()))
-                        .fetch_all(&mut *conn)
-                        .await?;
-                    rows.extend(more);
+                // Reliability (issue 16, item 1): the rows above are `running` already (the
+                // statement committed). A failing follow-up must not drop them, or their jobs
+                // stay `running` with no pipeline and their queues block: hand them out and
+                // let the next round look further.
+                let more = async {
+                    // Claimed jobs are running now, so the window may reach one more job.
+                    let seen: i64 =
+                        sqlx::query_scalar(QUEUED_BEYOND_WINDOW).bind(FAST_WINDOW + 1).fetch_one(&mut *conn).await?;
+                    if seen > FAST_WINDOW - rows.len() as i64 {
+                        return sqlx::query_as::<_, JobRow>(CLAIM)
+                            .bind(node.as_str())
+                            .bind(now.millis())
+                            .bind(limit(max - rows.len()))
+                            .fetch_all(&mut *conn)
+                            .await;
+                    }
+                    Ok(Vec::new())
+                }
+                .await;
+                match more {
+                    Ok(more) => rows.extend(more),
+                    Err(e) if rows.is_empty() => return Err(e),
+                    Err(e) => tracing::warn!(error = %e, claimed = rows.len(), "claim follow-up failed; keeping the jobs claimed"),
                 }
             }
             Ok::<_, sqlx::Error>(rows)
@@ -812,6 +824,16 @@ impl JobStore for SqliteJobStore {
     async fn listen(&self, _sink: gostint_core::EventSink) -> Result<(), StoreError> {
         // One process per SQLite file: every event is in-process already.
         Ok(())
+    }
+    async fn active_ids_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE node_uuid = ?1 AND status IN ('running', 'stopping') ORDER BY seq",
+        )
+        .bind(node.as_str())
+        .fetch_all(&self.readers)
+        .await
+        .map_err(backend)?;
+        ids.iter().map(|h| h.parse::<JobId>().map_err(|e| StoreError::Corrupt(format!("job id {h:?}: {e}")))).collect()
     }
 }
 

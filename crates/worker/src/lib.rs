@@ -11,5 +11,5 @@ mod dispatcher;
 mod job_files;
 pub mod pipeline;
 
-pub use dispatcher::{NodeState, Worker, WorkerConfig};
+pub use dispatcher::{NodeState, Worker, WorkerConfig, ORPHAN_MESSAGE};
 pub use job_files::{ImageFiles, JobDir, JobFiles};

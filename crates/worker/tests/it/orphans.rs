@@ -1,0 +1,204 @@
+//! Issue 16, item 1: a claim that commits in the store but whose answer is lost (the store
+//! connection drops right after it) must not leave its job `running` forever with its queue
+//! blocked. The store is the real SQLite store behind a wrapper that loses one claim's answer.
+
+use std::sync::atomic::AtomicBool;
+
+use super::*;
+use gostint_worker::ORPHAN_MESSAGE;
+
+/// The real store, except that the first claim after `cut` is set commits and then answers
+/// an error, as when the connection drops right after the claim.
+struct CutAfterClaim {
+    inner: Arc<dyn JobStore>,
+    cut: AtomicBool,
+    lost: AtomicUsize,
+}
+
+fn cut_error() -> StoreError {
+    StoreError::Backend("connection reset by peer (injected after the claim committed)".into())
+}
+
+#[async_trait]
+impl JobStore for CutAfterClaim {
+    async fn enqueue(&self, job: NewJob) -> Result<(), StoreError> {
+        self.inner.enqueue(job).await
+    }
+    async fn claim(&self, node: &NodeId, max: usize, now: Timestamp) -> Result<Vec<JobRecord>, StoreError> {
+        let got = self.inner.claim(node, max, now).await?;
+        if !got.is_empty() && self.cut.swap(false, Ordering::SeqCst) {
+            self.lost.fetch_add(got.len(), Ordering::SeqCst);
+            return Err(cut_error());
+        }
+        Ok(got)
+    }
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        self.inner.get(id).await
+    }
+    async fn set_container(&self, id: &JobId, image: &str, container_id: &str) -> Result<(), StoreError> {
+        self.inner.set_container(id, image, container_id).await
+    }
+    async fn clear_wrap_secret_id(&self, id: &JobId) -> Result<(), StoreError> {
+        self.inner.clear_wrap_secret_id(id).await
+    }
+    async fn finish(&self, id: &JobId, node: &NodeId, outcome: Outcome, ended: Timestamp) -> Result<bool, StoreError> {
+        self.inner.finish(id, node, outcome, ended).await
+    }
+    async fn request_kill(
+        &self,
+        id: &JobId,
+        who: Visibility<'_>,
+        now: Timestamp,
+    ) -> Result<Option<KillOutcome>, StoreError> {
+        self.inner.request_kill(id, who, now).await
+    }
+    async fn mark_stopping(&self, id: &JobId) -> Result<bool, StoreError> {
+        self.inner.mark_stopping(id).await
+    }
+    async fn kills_pending(&self, node: &NodeId) -> Result<Vec<JobRecord>, StoreError> {
+        self.inner.kills_pending(node).await
+    }
+    async fn delete(&self, id: &JobId, who: Visibility<'_>) -> Result<DeleteOutcome, StoreError> {
+        self.inner.delete(id, who).await
+    }
+    async fn list(&self, who: Visibility<'_>, skip: u64, limit: u64) -> Result<(Vec<JobRecord>, u64), StoreError> {
+        self.inner.list(who, skip, limit).await
+    }
+    async fn count_by_status(&self) -> Result<std::collections::HashMap<JobStatus, u64>, StoreError> {
+        self.inner.count_by_status().await
+    }
+    async fn count_active_on(&self, node: &NodeId) -> Result<u64, StoreError> {
+        self.inner.count_active_on(node).await
+    }
+    async fn purge_ended_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        self.inner.purge_ended_before(cutoff).await
+    }
+    async fn heartbeat(&self, node: &NodeId, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.heartbeat(node, now).await
+    }
+    async fn deregister(&self, node: &NodeId) -> Result<(), StoreError> {
+        self.inner.deregister(node).await
+    }
+    async fn mark_node_lost(&self, node: &NodeId, now: Timestamp) -> Result<u64, StoreError> {
+        self.inner.mark_node_lost(node, now).await
+    }
+    async fn reap_stale_nodes(
+        &self,
+        cutoff: Timestamp,
+        now: Timestamp,
+        except: &NodeId,
+    ) -> Result<Vec<NodeId>, StoreError> {
+        self.inner.reap_stale_nodes(cutoff, now, except).await
+    }
+    async fn orphan_owners(&self, except: &NodeId) -> Result<Vec<NodeId>, StoreError> {
+        self.inner.orphan_owners(except).await
+    }
+    async fn listen(&self, sink: EventSink) -> Result<(), StoreError> {
+        self.inner.listen(sink).await
+    }
+    async fn active_ids_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError> {
+        self.inner.active_ids_on(node).await
+    }
+}
+
+struct CutHarness {
+    store: Arc<CutAfterClaim>,
+    worker: Arc<Worker>,
+    cancel: CancellationToken,
+    tracker: TaskTracker,
+    _dir: tempfile::TempDir,
+}
+
+impl CutHarness {
+    async fn start(kill_period: Duration) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let inner: Arc<dyn JobStore> =
+            Arc::new(gostint_store_sqlite::SqliteJobStore::open_in(dir.path()).await.unwrap());
+        let store = Arc::new(CutAfterClaim { inner, cut: AtomicBool::new(false), lost: AtomicUsize::new(0) });
+        let ports = Ports {
+            store: store.clone(),
+            runtime: Arc::new(FaultyRuntime::default()),
+            vault: Arc::new(FakeVault),
+            metrics: gostint_metrics::Metrics::new(),
+            files: Arc::new(JobFiles::bind_in(dir.path()).unwrap()),
+        };
+        let cfg = WorkerConfig {
+            pipeline: pipeline_config(),
+            max_running: 4,
+            sweep: Duration::from_millis(200),
+            kill_period,
+        };
+        let worker = Worker::new(ports, cfg, Arc::new(NodeState::default()));
+        let cancel = CancellationToken::new();
+        let tracker = TaskTracker::new();
+        tracker.spawn(worker.clone().run(cancel.clone(), tracker.clone()));
+        Self { store, worker, cancel, tracker, _dir: dir }
+    }
+
+    async fn stop(self) {
+        self.cancel.cancel();
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+}
+
+/// Waits up to `limit` for the job to be final; None if it is still not.
+async fn final_within(store: &dyn JobStore, id: &JobId, limit: Duration) -> Option<JobRecord> {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let j = store.get(id).await.unwrap().unwrap();
+        if j.status.is_final() {
+            return Some(j);
+        }
+        if tokio::time::Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_claim_whose_answer_is_lost_ends_its_job_and_frees_the_queue() {
+    let h = CutHarness::start(Duration::from_millis(300)).await;
+    h.store.cut.store(true, Ordering::SeqCst);
+    let first = job("ok/img");
+    let mut second = job("ok/img");
+    second.submitted = Timestamp::from_millis(first.submitted.millis() + 1);
+    h.store.enqueue(first.clone()).await.unwrap();
+    h.store.enqueue(second.clone()).await.unwrap();
+    NodeControl::wake(h.worker.as_ref());
+
+    let f = final_within(h.store.as_ref(), &first.id, Duration::from_secs(60)).await;
+    assert_eq!(h.store.lost.load(Ordering::SeqCst), 1, "one claim answer was lost");
+    let f = f.expect("the job whose claim answer was lost stayed running");
+    assert_eq!((f.status, f.output.as_str()), (JobStatus::Failed, ORPHAN_MESSAGE));
+    let s =
+        final_within(h.store.as_ref(), &second.id, Duration::from_secs(60)).await.expect("the queue stayed blocked");
+    assert_eq!((s.status, s.output.as_str()), (JobStatus::Success, "ok\n"), "the queue moved on");
+    assert_eq!(h.store.active_ids_on(&NodeId::new("n1")).await.unwrap(), vec![]);
+    h.stop().await;
+}
+
+#[tokio::test]
+async fn a_kill_of_a_job_no_pipeline_holds_ends_it_at_once() {
+    // The periodic check is an hour away: only the kill's wake-up can end the job.
+    let h = CutHarness::start(Duration::from_secs(3600)).await;
+    h.store.cut.store(true, Ordering::SeqCst);
+    let j = job("ok/img");
+    h.store.enqueue(j.clone()).await.unwrap();
+    NodeControl::wake(h.worker.as_ref());
+    // Wait for the claim (and its lost answer).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while h.store.lost.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the job was never claimed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(h.store.get(&j.id).await.unwrap().unwrap().status, JobStatus::Running);
+    let k = h.store.request_kill(&j.id, Visibility::All, Timestamp::now()).await.unwrap().unwrap();
+    assert_eq!(k.previous, JobStatus::Running);
+    NodeControl::wake_kills(h.worker.as_ref());
+    let f = final_within(h.store.as_ref(), &j.id, Duration::from_secs(30)).await.expect("the kill did nothing");
+    assert_eq!((f.status, f.output.as_str()), (JobStatus::Failed, "job killed"));
+    assert_eq!(h.store.delete(&j.id, Visibility::All).await.unwrap(), DeleteOutcome::Deleted);
+    h.stop().await;
+}
