@@ -94,6 +94,10 @@ pub mod env {
     pub const VAULT_CLIENT_TIMEOUT: &str = "VAULT_CLIENT_TIMEOUT";
     /// Accepted but ignored (with a warning), as in the original's later versions.
     pub const IGNORED: &[&str] = &["GOSTINT_DBAUTH_TOKEN", "GOSTINT_RUN_ROLENAME"];
+    /// How long a request waits for a PostgreSQL store connection before it gives up: during
+    /// a store outage the API answers 503 `store unavailable` after this, instead of hanging,
+    /// and `/v1/api/health` reports the store unavailable. Default `5s`.
+    pub const STORE_TIMEOUT: &str = "GOSTINT_STORE_TIMEOUT";
 }
 
 /// A setting that cannot be used; the message names the variable.
@@ -227,6 +231,8 @@ pub struct Settings {
     pub stale_after: Duration,
     /// Variables that were set but are ignored (the server warns).
     pub ignored_set: Vec<&'static str>,
+    /// Wait for a store connection before answering `store unavailable`.
+    pub store_timeout: Duration,
 }
 
 /// Where values come from: the process environment, or a map in tests.
@@ -427,6 +433,7 @@ impl Settings {
             retention: duration(env::RETENTION, "6h")?,
             stale_after: duration(env::STALE_AFTER, "5m")?,
             ignored_set: env::IGNORED.iter().copied().filter(|v| get(v).is_some()).collect(),
+            store_timeout: duration(env::STORE_TIMEOUT, "5s")?,
         })
     }
 }

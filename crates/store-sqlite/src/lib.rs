@@ -100,6 +100,12 @@ impl From<OpenError> for StoreError {
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
+    // Disk full (SQLITE_FULL, extended codes too) or no connection in time: the store refuses
+    // now and may take writes again later (503, and the worker stops claiming meanwhile).
+    let full = matches!(&e, sqlx::Error::Database(d) if d.code().is_some_and(|c| c.parse::<i32>().is_ok_and(|n| n & 0xff == 13)));
+    if full || matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) {
+        return StoreError::Unavailable(Box::new(e));
+    }
     StoreError::Backend(Box::new(e))
 }
 
