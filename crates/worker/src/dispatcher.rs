@@ -71,6 +71,9 @@ pub struct Worker {
     /// orphan check only trusts a store read that no claim overlapped.
     claims_in_flight: AtomicUsize,
     claims_answered: AtomicU64,
+    /// A pipeline could not record an outcome because the store is unavailable (issue 16,
+    /// item 5): claim nothing until a record succeeds.
+    store_refusing: AtomicBool,
 }
 
 /// The outcome of a job this node owns in the store but no pipeline of it holds (the claim
@@ -95,6 +98,7 @@ impl Worker {
             held: Mutex::new(HashSet::new()),
             claims_in_flight: AtomicUsize::new(0),
             claims_answered: AtomicU64::new(0),
+            store_refusing: AtomicBool::new(false),
         })
     }
 
@@ -151,6 +155,10 @@ impl Worker {
             if room == 0 {
                 return Ok(());
             }
+            if self.store_refusing.load(Ordering::SeqCst) {
+                debug!("the store refuses outcomes; claiming nothing until one is recorded");
+                return Ok(());
+            }
             self.claims_in_flight.fetch_add(1, Ordering::SeqCst);
             let jobs = self.ports.store.claim(self.node(), room, Timestamp::now()).await;
             if let Ok(jobs) = &jobs {
@@ -184,6 +192,7 @@ impl Worker {
                             job,
                             &me.abort,
                             recorded,
+                            &me.store_refusing,
                         ));
                         if futures::FutureExt::catch_unwind(run).await.is_err() {
                             error!(job_id = %id, "job pipeline panicked; recording the job failed");

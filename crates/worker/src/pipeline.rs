@@ -1,6 +1,7 @@
 //! One job's run, step by step, with the contract's status and message for each failure.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,13 +82,14 @@ pub async fn run_job(
     job: JobRecord,
     abort: &CancellationToken,
     recorded: impl FnOnce(),
+    store_refusing: &AtomicBool,
 ) {
     let mut left = Leftovers::default();
     let outcome = execute(ports, cfg, &job, &mut left, abort).await;
     drop(left.job_dir.take());
     // The container has exited: record first, so the requestor and the queue's next job do
     // not wait for the clean-up (SPEC.md §5.3: record → remove container → revoke token).
-    record(ports, cfg, &job, outcome).await;
+    record(ports, cfg, &job, outcome, abort, store_refusing).await;
     recorded();
     if let Some(id) = &left.container_id {
         if let Err(e) = ports.runtime.remove(id).await {
@@ -103,17 +105,33 @@ pub async fn run_job(
 
 /// Writes the outcome; retries, and if the outcome itself cannot be stored (it should
 /// always fit, output is capped) stores a short `failed` so a job never stays `running`.
-async fn record(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, outcome: Outcome) {
+/// While the store is unavailable (unreachable, disk full) the real outcome is kept and
+/// retried with back-off (issue 16, item 5), and `store_refusing` is set so that the node
+/// claims nothing meanwhile; only a node shutting down gives up (its restart or a peer then
+/// marks the job `unknown`).
+async fn record(
+    ports: &Ports,
+    cfg: &PipelineConfig,
+    job: &JobRecord,
+    outcome: Outcome,
+    abort: &CancellationToken,
+    store_refusing: &AtomicBool,
+) {
     let status = outcome.status;
     let mut last_err = None;
-    for attempt in 0..3u32 {
+    let mut attempt = 0u32;
+    let mut refused = 0u32;
+    let mut delay = Duration::from_millis(200);
+    while attempt < 3 {
         match ports.store.finish(&job.id, &cfg.node, outcome.clone(), Timestamp::now()).await {
             Ok(true) => {
+                store_refusing.store(false, Ordering::SeqCst);
                 ports.metrics.jobs_finished.with_label_values(&[status.as_str()]).inc();
                 info!(job_id = %job.id, status = %status, return_code = outcome.return_code, "job ended");
                 return;
             }
             Ok(false) => {
+                store_refusing.store(false, Ordering::SeqCst);
                 // The state machine refused it. If the job is still ours and active, it was
                 // being killed (`stopping` may only end `failed`): record that, never leave it.
                 if let Ok(Some(now)) = ports.store.get(&job.id).await {
@@ -128,10 +146,25 @@ async fn record(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, outcome: O
                 info!(job_id = %job.id, "job no longer ours to finish");
                 return;
             }
+            Err(e) if e.is_unavailable() && !(abort.is_cancelled() && refused >= 3) => {
+                store_refusing.store(true, Ordering::SeqCst);
+                refused += 1;
+                warn!(job_id = %job.id, refused, error = %e, retry_in = ?delay, "store unavailable; keeping the job's outcome and retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = abort.cancelled() => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) if e.is_unavailable() => {
+                tracing::error!(job_id = %job.id, error = %e, "node shutting down with the store unavailable: job left running");
+                return;
+            }
             Err(e) => {
                 warn!(job_id = %job.id, attempt, error = %e, "storing the job outcome failed");
                 last_err = Some(e.to_string());
                 tokio::time::sleep(Duration::from_millis(200 * (1 << attempt))).await;
+                attempt += 1;
             }
         }
     }

@@ -13,6 +13,11 @@ struct CutAfterClaim {
     inner: Arc<dyn JobStore>,
     cut: AtomicBool,
     lost: AtomicUsize,
+    /// Finishes still to refuse as `Unavailable` (a full disk), refused so far, and claims
+    /// that handed out jobs between the first refusal and the last.
+    refuse_finish: AtomicUsize,
+    refused: AtomicUsize,
+    claims_while_refusing: AtomicUsize,
 }
 
 fn cut_error() -> StoreError {
@@ -26,6 +31,9 @@ impl JobStore for CutAfterClaim {
     }
     async fn claim(&self, node: &NodeId, max: usize, now: Timestamp) -> Result<Vec<JobRecord>, StoreError> {
         let got = self.inner.claim(node, max, now).await?;
+        if !got.is_empty() && self.refused.load(Ordering::SeqCst) > 0 && self.refuse_finish.load(Ordering::SeqCst) > 0 {
+            self.claims_while_refusing.fetch_add(1, Ordering::SeqCst);
+        }
         if !got.is_empty() && self.cut.swap(false, Ordering::SeqCst) {
             self.lost.fetch_add(got.len(), Ordering::SeqCst);
             return Err(cut_error());
@@ -42,6 +50,10 @@ impl JobStore for CutAfterClaim {
         self.inner.clear_wrap_secret_id(id).await
     }
     async fn finish(&self, id: &JobId, node: &NodeId, outcome: Outcome, ended: Timestamp) -> Result<bool, StoreError> {
+        if self.refuse_finish.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+            self.refused.fetch_add(1, Ordering::SeqCst);
+            return Err(StoreError::Unavailable("database or disk is full (injected)".into()));
+        }
         self.inner.finish(id, node, outcome, ended).await
     }
     async fn request_kill(
@@ -114,7 +126,14 @@ impl CutHarness {
         let dir = tempfile::tempdir().unwrap();
         let inner: Arc<dyn JobStore> =
             Arc::new(gostint_store_sqlite::SqliteJobStore::open_in(dir.path()).await.unwrap());
-        let store = Arc::new(CutAfterClaim { inner, cut: AtomicBool::new(false), lost: AtomicUsize::new(0) });
+        let store = Arc::new(CutAfterClaim {
+            inner,
+            cut: AtomicBool::new(false),
+            lost: AtomicUsize::new(0),
+            refuse_finish: AtomicUsize::new(0),
+            refused: AtomicUsize::new(0),
+            claims_while_refusing: AtomicUsize::new(0),
+        });
         let ports = Ports {
             store: store.clone(),
             runtime: Arc::new(FaultyRuntime::default()),
@@ -200,5 +219,34 @@ async fn a_kill_of_a_job_no_pipeline_holds_ends_it_at_once() {
     let f = final_within(h.store.as_ref(), &j.id, Duration::from_secs(30)).await.expect("the kill did nothing");
     assert_eq!((f.status, f.output.as_str()), (JobStatus::Failed, "job killed"));
     assert_eq!(h.store.delete(&j.id, Visibility::All).await.unwrap(), DeleteOutcome::Deleted);
+    h.stop().await;
+}
+
+/// Issue 16, item 5: while the store refuses writes (disk full), a finished job's real
+/// outcome is kept and retried with back-off (before: three tries, then `failed` / "could not
+/// store the job's result"), and the node claims nothing meanwhile.
+#[tokio::test]
+async fn an_outcome_the_store_refuses_is_kept_and_nothing_is_claimed_meanwhile() {
+    let h = CutHarness::start(Duration::from_secs(3600)).await;
+    h.store.refuse_finish.store(5, Ordering::SeqCst);
+    let first = job("ok/img");
+    h.store.enqueue(first.clone()).await.unwrap();
+    NodeControl::wake(h.worker.as_ref());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while h.store.refused.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "the outcome was never refused");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut other = job("ok/img");
+    other.qname = "other".into();
+    h.store.enqueue(other.clone()).await.unwrap();
+    NodeControl::wake(h.worker.as_ref());
+
+    let f = final_within(h.store.as_ref(), &first.id, Duration::from_secs(60)).await.expect("never recorded");
+    assert_eq!((f.status, f.output.as_str()), (JobStatus::Success, "ok\n"), "the real outcome was kept");
+    assert_eq!(h.store.refused.load(Ordering::SeqCst), 5);
+    assert_eq!(h.store.claims_while_refusing.load(Ordering::SeqCst), 0, "claimed while the store refused writes");
+    let o = final_within(h.store.as_ref(), &other.id, Duration::from_secs(60)).await.expect("never run");
+    assert_eq!(o.status, JobStatus::Success, "claiming resumed once the store took writes");
     h.stop().await;
 }
