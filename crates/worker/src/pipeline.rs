@@ -382,7 +382,39 @@ async fn login(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord) -> Result<S
     if job.wrap_secret_id.is_empty() {
         return Err(not_authorised("Vault SecretID Wrapping Token was not provided in request"));
     }
-    let unwrapped = ports.vault.unwrap(&job.wrap_secret_id).await;
+    // Issue 16, item 2: a timeout or an unreachable Vault is not an interception. Retry it;
+    // if the token then turns out spent (by the attempt that timed out, most likely), say
+    // so, without the alert.
+    let mut timed_out: Option<String> = None;
+    let mut unwrapped = ports.vault.unwrap(&job.wrap_secret_id).await;
+    for delay in [500u64, 1_000, 2_000] {
+        match &unwrapped {
+            Err(e) if e.kind == gostint_core::VaultErrorKind::Unavailable => {
+                warn!(job_id = %job.id, error = %e, "Vault did not answer the unwrap; retrying");
+                timed_out = Some(e.to_string());
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                unwrapped = ports.vault.unwrap(&job.wrap_secret_id).await;
+            }
+            _ => break,
+        }
+    }
+    if let Some(first) = &timed_out {
+        match &unwrapped {
+            Err(e) if e.kind == gostint_core::VaultErrorKind::Unavailable => {
+                let _ = ports.store.clear_wrap_secret_id(&job.id).await;
+                return Err(failed(format!(
+                    "Vault did not answer the unwrap of the SecretID wrapping token in time (not an interception; submit the job again): {e}"
+                )));
+            }
+            Err(e) => {
+                let _ = ports.store.clear_wrap_secret_id(&job.id).await;
+                return Err(failed(format!(
+                    "The SecretID wrapping token was spent by an earlier unwrap attempt that Vault did not answer in time ({first}); not an interception: submit the job again. Vault now says: {e}"
+                )));
+            }
+            Ok(_) => {}
+        }
+    }
     // The wrapping token is single-use: spent (or dead) either way, so forget it.
     if let Err(e) = ports.store.clear_wrap_secret_id(&job.id).await {
         warn!(job_id = %job.id, error = %e, "could not blank the spent wrapping token");

@@ -123,6 +123,10 @@ struct CutHarness {
 
 impl CutHarness {
     async fn start(kill_period: Duration) -> Self {
+        Self::start_with(kill_period, Arc::new(FakeVault)).await
+    }
+
+    async fn start_with(kill_period: Duration, vault: Arc<dyn JobVault>) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let inner: Arc<dyn JobStore> =
             Arc::new(gostint_store_sqlite::SqliteJobStore::open_in(dir.path()).await.unwrap());
@@ -137,7 +141,7 @@ impl CutHarness {
         let ports = Ports {
             store: store.clone(),
             runtime: Arc::new(FaultyRuntime::default()),
-            vault: Arc::new(FakeVault),
+            vault,
             metrics: gostint_metrics::Metrics::new(),
             files: Arc::new(JobFiles::bind_in(dir.path()).unwrap()),
         };
@@ -248,5 +252,57 @@ async fn an_outcome_the_store_refuses_is_kept_and_nothing_is_claimed_meanwhile()
     assert_eq!(h.store.claims_while_refusing.load(Ordering::SeqCst), 0, "claimed while the store refused writes");
     let o = final_within(h.store.as_ref(), &other.id, Duration::from_secs(60)).await.expect("never run");
     assert_eq!(o.status, JobStatus::Success, "claiming resumed once the store took writes");
+    h.stop().await;
+}
+
+/// A Vault whose first unwrap times out after spending the token (the stall of item 2).
+#[derive(Default)]
+struct StalledUnwrap {
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl JobVault for StalledUnwrap {
+    async fn lookup_self(&self, t: &str) -> Result<TokenInfo, VaultError> {
+        FakeVault.lookup_self(t).await
+    }
+    async fn read_cubbyhole(&self, t: &str, p: &str) -> Result<Option<Map<String, Value>>, VaultError> {
+        FakeVault.read_cubbyhole(t, p).await
+    }
+    async fn unwrap(&self, _: &str) -> Result<Map<String, Value>, VaultError> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) == 0 {
+            return Err(VaultError::new(VaultErrorKind::Unavailable, "Vault request timed out"));
+        }
+        Err(VaultError::new(VaultErrorKind::Denied, "wrapping token is not valid or does not exist"))
+    }
+    async fn approle_login(&self, r: &str, s: &str) -> Result<Option<String>, VaultError> {
+        FakeVault.approle_login(r, s).await
+    }
+    async fn transit_decrypt(&self, t: &str, k: &str, c: &str) -> Result<String, VaultError> {
+        FakeVault.transit_decrypt(t, k, c).await
+    }
+    async fn read_secret(&self, t: &str, p: &str) -> Result<Option<SecretData>, VaultError> {
+        FakeVault.read_secret(t, p).await
+    }
+    async fn revoke_self(&self, t: &str) -> Result<(), VaultError> {
+        FakeVault.revoke_self(t).await
+    }
+}
+
+/// Issue 16, item 2: a timed-out unwrap is retried; the token found spent afterwards is
+/// reported as exactly that, `failed`, with no interception alert (before: `notauthorised`
+/// with "POSSIBLE SECURITY/INTERCEPTION ALERT").
+#[tokio::test]
+async fn a_timed_out_unwrap_is_retried_and_never_reported_as_interception() {
+    let vault = Arc::new(StalledUnwrap::default());
+    let h = CutHarness::start_with(Duration::from_secs(3600), vault.clone()).await;
+    let j = job("ok/img");
+    h.store.enqueue(j.clone()).await.unwrap();
+    NodeControl::wake(h.worker.as_ref());
+    let f = final_within(h.store.as_ref(), &j.id, Duration::from_secs(60)).await.expect("never ended");
+    assert_eq!(f.status, JobStatus::Failed, "{}", f.output);
+    assert!(!f.output.contains("INTERCEPTION"), "{}", f.output);
+    assert!(f.output.contains("spent by an earlier unwrap attempt"), "{}", f.output);
+    assert_eq!(vault.calls.load(Ordering::SeqCst), 2, "retried once");
     h.stop().await;
 }
