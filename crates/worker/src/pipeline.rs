@@ -597,11 +597,17 @@ async fn run_container(
             if let Err(e) = ports.runtime.stop(container_id, cfg.kill_grace).await {
                 warn!(job_id = %job.id, error = %e, "stopping the container failed");
             }
-            -1
+            // Issue 16, item 3: the container has exited now; its real exit status (it may
+            // have finished by itself during the grace) beats a made-up -1.
+            match tokio::time::timeout(Duration::from_secs(10), ports.runtime.wait(container_id)).await {
+                Ok(Ok(code)) => code,
+                _ => -1,
+            }
         }
     };
     let timed_out = matches!(ended, Ended::TimedOut);
-    let aborted = matches!(ended, Ended::Aborted);
+    // A job that exited 0 during the shutdown grace finished: record it as it is.
+    let aborted = matches!(ended, Ended::Aborted) && code != 0;
     let logs = match ports.runtime.logs(container_id, tty, cfg.max_output).await {
         Ok(l) => l,
         Err(e) => return failed(format!("Run container failed: {e}")),

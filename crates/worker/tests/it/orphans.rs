@@ -306,3 +306,96 @@ async fn a_timed_out_unwrap_is_retried_and_never_reported_as_interception() {
     assert_eq!(vault.calls.load(Ordering::SeqCst), 2, "retried once");
     h.stop().await;
 }
+
+/// An engine whose one container runs until it is stopped, then reports exit 0: a job that
+/// finishes by itself during the shutdown grace.
+#[derive(Default)]
+struct FinishesInGrace {
+    inner: FaultyRuntime,
+    stopped: tokio::sync::Notify,
+    started: AtomicUsize,
+}
+
+#[async_trait]
+impl ContainerRuntime for FinishesInGrace {
+    async fn ensure_image(&self, i: &ImageRef, p: PullPolicy) -> Result<(), RuntimeError> {
+        self.inner.ensure_image(i, p).await
+    }
+    async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
+        self.inner.create(spec).await
+    }
+    async fn image_id(&self, image: &str) -> Result<Option<String>, RuntimeError> {
+        self.inner.image_id(image).await
+    }
+    async fn read_file(&self, id: &str, path: &str) -> Result<Option<Vec<u8>>, RuntimeError> {
+        self.inner.read_file(id, path).await
+    }
+    async fn put_archive(&self, id: &str, tar: Vec<u8>) -> Result<(), RuntimeError> {
+        self.inner.put_archive(id, tar).await
+    }
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        self.started.fetch_add(1, Ordering::SeqCst);
+        self.inner.start(id).await
+    }
+    async fn wait(&self, _: &str) -> Result<i64, RuntimeError> {
+        self.stopped.notified().await;
+        self.stopped.notify_one();
+        Ok(0)
+    }
+    async fn logs(&self, id: &str, tty: bool, max: usize) -> Result<ContainerLogs, RuntimeError> {
+        self.inner.logs(id, tty, max).await
+    }
+    async fn stop(&self, _: &str, _: Duration) -> Result<(), RuntimeError> {
+        self.stopped.notify_one();
+        Ok(())
+    }
+    async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
+        self.inner.remove(id).await
+    }
+    async fn info(&self) -> Result<EngineInfo, RuntimeError> {
+        self.inner.info().await
+    }
+    async fn remove_labelled(&self, k: &str, v: &str) -> Result<u64, RuntimeError> {
+        self.inner.remove_labelled(k, v).await
+    }
+}
+
+/// Issue 16, item 3: a job that exits 0 by itself during the shutdown grace keeps its real
+/// outcome (before: `failed`, -1, "job killed").
+#[tokio::test]
+async fn a_job_that_finishes_during_the_shutdown_grace_keeps_its_real_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn JobStore> = Arc::new(gostint_store_sqlite::SqliteJobStore::open_in(dir.path()).await.unwrap());
+    let runtime = Arc::new(FinishesInGrace::default());
+    let ports = Ports {
+        store: store.clone(),
+        runtime: runtime.clone(),
+        vault: Arc::new(FakeVault),
+        metrics: gostint_metrics::Metrics::new(),
+        files: Arc::new(JobFiles::bind_in(dir.path()).unwrap()),
+    };
+    let cfg = WorkerConfig {
+        pipeline: pipeline_config(),
+        max_running: 1,
+        sweep: Duration::from_millis(200),
+        kill_period: Duration::from_secs(3600),
+    };
+    let worker = Worker::new(ports, cfg, Arc::new(NodeState::default()));
+    let cancel = CancellationToken::new();
+    let tracker = TaskTracker::new();
+    tracker.spawn(worker.clone().run(cancel.clone(), tracker.clone()));
+    let j = job("ok/img");
+    store.enqueue(j.clone()).await.unwrap();
+    NodeControl::wake(worker.as_ref());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while runtime.started.load(Ordering::SeqCst) == 0 {
+        assert!(tokio::time::Instant::now() < deadline, "never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    worker.abort_running();
+    let f = final_within(store.as_ref(), &j.id, Duration::from_secs(30)).await.expect("never ended");
+    assert_eq!((f.status, f.return_code, f.output.as_str()), (JobStatus::Success, 0, "ok\n"));
+    cancel.cancel();
+    tracker.close();
+    tracker.wait().await;
+}
