@@ -57,6 +57,10 @@ impl ApiError {
 
     /// A store failure: logged here once, generic for the caller.
     pub fn store(e: gostint_core::StoreError) -> Self {
+        if e.is_unavailable() {
+            tracing::warn!(error = %e, "job store unavailable");
+            return ApiError::Unavailable("store unavailable");
+        }
         tracing::error!(error = %e, "job store failure");
         ApiError::Internal("job store failure".into())
     }
@@ -83,5 +87,20 @@ impl<T: Serialize> IntoResponse for JsonLine<T> {
             }
             Err(e) => ApiError::Internal(format!("could not encode the answer: {e}")).into_response(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 16, item 7: an unreachable store is a 503 `store unavailable`, not a 500.
+    #[test]
+    fn an_unavailable_store_is_a_503_and_a_broken_one_a_500() {
+        let e = ApiError::store(gostint_core::StoreError::Unavailable("pool timed out".into()));
+        assert_eq!(e.parts().0, StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(e.parts().2, "store unavailable");
+        let e = ApiError::store(gostint_core::StoreError::Corrupt("bad row".into()));
+        assert_eq!(e.parts().0, StatusCode::INTERNAL_SERVER_ERROR);
     }
 }

@@ -127,6 +127,10 @@ pub mod env {
     /// Requests served at once; beyond it a request is answered 503 at once (never queued
     /// without bound). Default `512`; at least `1`.
     pub const MAX_REQUESTS: &str = "GOSTINT_MAX_REQUESTS";
+    /// How long a request waits for a PostgreSQL store connection before it gives up: during
+    /// a store outage the API answers 503 `store unavailable` after this, instead of hanging,
+    /// and `/v1/api/health` reports the store unavailable. Default `5s`.
+    pub const STORE_TIMEOUT: &str = "GOSTINT_STORE_TIMEOUT";
 }
 
 /// Every boolean setting takes exactly one of these, in any case (SPEC.md §11: anything
@@ -307,6 +311,8 @@ pub struct Settings {
     pub header_timeout: Duration,
     /// `GOSTINT_MAX_REQUESTS`: requests served at once (503 beyond).
     pub max_requests: usize,
+    /// Wait for a store connection before answering `store unavailable`.
+    pub store_timeout: Duration,
 }
 
 /// Reads `GOSTINT_APPROLES_FILE` (at start and on SIGHUP).
@@ -594,6 +600,7 @@ impl Settings {
             ui: flag(env::UI, false),
             header_timeout: duration(env::HEADER_TIMEOUT, "10s")?.max(Duration::from_secs(1)),
             max_requests: whole(env::MAX_REQUESTS, 512).max(1),
+            store_timeout: duration(env::STORE_TIMEOUT, "5s")?,
         };
         let mut errors = errors.into_inner();
         match errors.len() {

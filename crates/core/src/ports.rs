@@ -19,6 +19,17 @@ pub enum StoreError {
     /// A row could not be read back into a job.
     #[error("job store holds a malformed row: {0}")]
     Corrupt(String),
+    /// The store cannot be reached or refuses writes now (no connection within
+    /// `GOSTINT_STORE_TIMEOUT`, connection lost, disk full): the API answers 503.
+    #[error("job store unavailable: {0}")]
+    Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl StoreError {
+    /// Whether the store is unreachable or refusing writes (retry later) rather than broken.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
 }
 
 /// What `delete` did.
@@ -158,6 +169,10 @@ pub trait JobStore: Send + Sync + 'static {
         stderr: &str,
         replace: bool,
     ) -> Result<bool, StoreError>;
+    /// The ids of the `running`/`stopping` jobs owned by `node` (reliability: the node
+    /// compares them with the jobs its pipelines hold, to end any that none holds, e.g. a
+    /// claim that committed but whose answer was lost with the connection).
+    async fn active_ids_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError>;
 }
 
 /// Something that happened in the store which may let a node claim or kill.

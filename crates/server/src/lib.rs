@@ -71,6 +71,7 @@ impl Server {
 /// # Errors
 /// The store cannot be opened.
 pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn JobStore>> {
+    gostint_store_postgres::set_acquire_timeout(settings.store_timeout);
     match &settings.store {
         StoreKind::Sqlite(path) => {
             hardening::prepare_sqlite_path(path).with_context(|| {

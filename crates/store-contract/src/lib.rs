@@ -147,6 +147,7 @@ macro_rules! __with_every_check {
             claim_shares_slots_round_robin_between_tenants,
             tenant_max_running_caps_each_tenant,
             count_queued_counts_one_tenant,
+            active_ids_on_lists_this_nodes_running_and_stopping_jobs,
         }
     };
 }
@@ -1222,4 +1223,21 @@ pub async fn listen_follows_the_kind_of_store(s: Subject) {
         }
         Err(_elapsed) => assert!(s.delivers_events, "a single-process store's listen did not return at once"),
     }
+}
+
+// ---------------------------------------------------------------- reliability
+
+/// `active_ids_on` lists the node's own `running` and `stopping` jobs, oldest first, and no
+/// queued, final or other node's job.
+pub async fn active_ids_on_lists_this_nodes_running_and_stopping_jobs(s: Subject) {
+    let running = running_job(&s, "a", &node_a(), at(1)).await;
+    let stopping = running_job(&s, "b", &node_a(), at(2)).await;
+    let _other_node = running_job(&s, "c", &node_b(), at(3)).await;
+    let ended = running_job(&s, "d", &node_a(), at(4)).await;
+    let _queued = enqueue(&s, "e", &alice(), at(5)).await;
+    assert!(finish(&s, &ended, &node_a(), JobStatus::Success, at(6)).await);
+    assert!(kill(&s, &stopping, Visibility::All, at(7)).await.is_some());
+    assert!(s.store.mark_stopping(&stopping).await.expect("mark_stopping"));
+    assert_eq!(s.store.active_ids_on(&node_a()).await.expect("active_ids_on"), vec![running, stopping]);
+    assert_eq!(s.store.active_ids_on(&NodeId::new("nobody")).await.expect("active_ids_on"), vec![]);
 }

@@ -88,7 +88,26 @@ impl From<ConnectError> for StoreError {
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
+    // No connection in time, or the server went away: unavailable (503), not broken (500).
+    if matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_)) {
+        return StoreError::Unavailable(Box::new(e));
+    }
     StoreError::Backend(Box::new(e))
+}
+
+/// How long a statement waits for a pool connection (`GOSTINT_STORE_TIMEOUT`), in ms.
+static ACQUIRE_TIMEOUT_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(5_000);
+
+/// Sets how long a statement waits for a pool connection before the store answers
+/// [`StoreError::Unavailable`] (`GOSTINT_STORE_TIMEOUT`, default 5 s): pools opened from
+/// then on use it. Process-wide, like the setting.
+pub fn set_acquire_timeout(timeout: Duration) {
+    let ms = u64::try_from(timeout.as_millis()).unwrap_or(u64::MAX).max(1);
+    ACQUIRE_TIMEOUT_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn acquire_timeout() -> Duration {
+    Duration::from_millis(ACQUIRE_TIMEOUT_MS.load(std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Parses a `postgres://` or `postgresql://` URL into connect options, without a connection.
@@ -281,7 +300,7 @@ pub(crate) async fn open_pool(options: &PgConnectOptions, max_connections: u32) 
     ]);
     PgPoolOptions::new()
         .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(30))
+        .acquire_timeout(acquire_timeout())
         .connect_with(options)
         .await
         .map_err(ConnectError::Connect)
@@ -1065,6 +1084,17 @@ impl JobStore for PgJobStore {
             .map_err(backend)?;
         Ok(rows.len() == 1)
     }
+
+    async fn active_ids_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE node_uuid = $1 AND status IN ('running', 'stopping') ORDER BY seq",
+        )
+        .bind(text(node.as_str()))
+        .fetch_all(&self.pool())
+        .await
+        .map_err(backend)?;
+        ids.iter().map(|h| h.parse::<JobId>().map_err(|e| StoreError::Corrupt(format!("job id {h:?}: {e}")))).collect()
+    }
 }
 
 /// Sends a notification inside `tx` (delivered at commit, identical ones merged).
@@ -1151,6 +1181,24 @@ async fn listen_loop(shared: Arc<Shared>, sink: EventSink) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 16, item 7: a server that accepts connections but never answers (a stalled or
+    /// restarting PostgreSQL) makes calls fail as `Unavailable` (503) after
+    /// `GOSTINT_STORE_TIMEOUT`, not hang for 30–60 s and then look broken (500).
+    #[tokio::test]
+    async fn a_store_that_does_not_answer_is_unavailable_within_the_store_timeout() {
+        let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = silent.local_addr().unwrap().port();
+        set_acquire_timeout(Duration::from_secs(1));
+        let options = connect_options(&format!("postgres://u:p@127.0.0.1:{port}/db")).unwrap();
+        let pool = PgPoolOptions::new().acquire_timeout(acquire_timeout()).connect_lazy_with(options.clone());
+        let store = PgJobStore::from_backend(Backend { pool, options });
+        let started = std::time::Instant::now();
+        let err = store.get(&JobId::new(1)).await.expect_err("nothing answers");
+        assert!(err.is_unavailable(), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "took {:?}", started.elapsed());
+        drop(silent);
+    }
 
     #[test]
     fn urls_are_checked_and_passwords_never_shown() {

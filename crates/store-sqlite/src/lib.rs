@@ -101,6 +101,12 @@ impl From<OpenError> for StoreError {
 }
 
 fn backend(e: sqlx::Error) -> StoreError {
+    // Disk full (SQLITE_FULL, extended codes too) or no connection in time: the store refuses
+    // now and may take writes again later (503, and the worker stops claiming meanwhile).
+    let full = matches!(&e, sqlx::Error::Database(d) if d.code().is_some_and(|c| c.parse::<i32>().is_ok_and(|n| n & 0xff == 13)));
+    if full || matches!(e, sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed) {
+        return StoreError::Unavailable(Box::new(e));
+    }
     StoreError::Backend(Box::new(e))
 }
 
@@ -887,6 +893,17 @@ impl JobStore for SqliteJobStore {
             .await
             .map_err(backend)?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn active_ids_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError> {
+        let ids: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM jobs WHERE node_uuid = ?1 AND status IN ('running', 'stopping') ORDER BY seq",
+        )
+        .bind(node.as_str())
+        .fetch_all(&self.readers)
+        .await
+        .map_err(backend)?;
+        ids.iter().map(|h| h.parse::<JobId>().map_err(|e| StoreError::Corrupt(format!("job id {h:?}: {e}")))).collect()
     }
 }
 

@@ -1,11 +1,12 @@
 //! The node's dispatcher: claims queue heads on wake-up (a job posted, a job ended) with a
 //! 1 s fallback sweep, runs each claimed job as a tracked task, and the kill loop.
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use gostint_core::{NodeControl, NodeId, Timestamp};
+use gostint_core::{JobId, JobStatus, NodeControl, NodeId, Outcome, Timestamp};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -64,7 +65,21 @@ pub struct Worker {
     running: AtomicUsize,
     state: Arc<NodeState>,
     abort: CancellationToken,
+    /// The jobs a pipeline task of this process holds (claimed, not yet ended).
+    held: Mutex<HashSet<JobId>>,
+    /// Claims sent to the store and not yet answered, and how many have been answered: the
+    /// orphan check only trusts a store read that no claim overlapped.
+    claims_in_flight: AtomicUsize,
+    claims_answered: AtomicU64,
+    /// A pipeline could not record an outcome because the store is unavailable (issue 16,
+    /// item 5): claim nothing until a record succeeds.
+    store_refusing: AtomicBool,
 }
+
+/// The outcome of a job this node owns in the store but no pipeline of it holds (the claim
+/// committed but its answer was lost with the store connection): it never ran here.
+pub const ORPHAN_MESSAGE: &str =
+    "gostint lost track of this job after a job store error (the claim's answer did not arrive); it was not run";
 
 /// When no cap is set, claim at most this many queue heads per store round trip.
 const CLAIM_BATCH: usize = 64;
@@ -80,6 +95,10 @@ impl Worker {
             running: AtomicUsize::new(0),
             state,
             abort: CancellationToken::new(),
+            held: Mutex::new(HashSet::new()),
+            claims_in_flight: AtomicUsize::new(0),
+            claims_answered: AtomicU64::new(0),
+            store_refusing: AtomicBool::new(false),
         })
     }
 
@@ -136,7 +155,18 @@ impl Worker {
             if room == 0 {
                 return Ok(());
             }
-            let jobs = self.ports.store.claim(self.node(), room, Timestamp::now()).await?;
+            if self.store_refusing.load(Ordering::SeqCst) {
+                debug!("the store refuses outcomes; claiming nothing until one is recorded");
+                return Ok(());
+            }
+            self.claims_in_flight.fetch_add(1, Ordering::SeqCst);
+            let jobs = self.ports.store.claim(self.node(), room, Timestamp::now()).await;
+            if let Ok(jobs) = &jobs {
+                self.held.lock().unwrap_or_else(|p| p.into_inner()).extend(jobs.iter().map(|j| j.id));
+            }
+            self.claims_answered.fetch_add(1, Ordering::SeqCst);
+            self.claims_in_flight.fetch_sub(1, Ordering::SeqCst);
+            let jobs = jobs?;
             if jobs.is_empty() {
                 return Ok(());
             }
@@ -163,6 +193,7 @@ impl Worker {
                             job,
                             &me.abort,
                             recorded,
+                            &me.store_refusing,
                         ));
                         if futures::FutureExt::catch_unwind(run).await.is_err() {
                             error!(job_id = %id, "job pipeline panicked; recording the job failed");
@@ -174,6 +205,7 @@ impl Worker {
                                 error!(job_id = %id, error = %e, "could not record the failed job");
                             }
                         }
+                        me.held.lock().unwrap_or_else(|p| p.into_inner()).remove(&id);
                         me.running.fetch_sub(1, Ordering::SeqCst);
                         me.ports.metrics.jobs_running.dec();
                         // The slot is free too.
@@ -228,6 +260,58 @@ impl Worker {
                     warn!(error = %e, "kill scan failed; backing off");
                     backoff = (backoff * 2).min(Duration::from_secs(60));
                 }
+            }
+            self.end_orphans().await;
+        }
+    }
+
+    /// Ends this node's active jobs that no pipeline task of this process holds (issue 16,
+    /// item 1): a claim that committed in the store but whose answer was lost leaves jobs
+    /// `running` here with nothing to run, kill or finish them, and their queues blocked.
+    /// Such a job never reached a pipeline, so it never ran: it ends `failed` with
+    /// [`ORPHAN_MESSAGE`] (or `job killed` if a kill was asked), and any container labelled
+    /// with its id is removed. The store read is only trusted if no claim was in flight or
+    /// answered meanwhile (its jobs may not be in the held set yet); `finish` only moves
+    /// jobs still active, so a job that a pipeline ends at the same moment keeps its outcome.
+    async fn end_orphans(&self) {
+        let answered = self.claims_answered.load(Ordering::SeqCst);
+        if self.claims_in_flight.load(Ordering::SeqCst) != 0 {
+            return;
+        }
+        let active = match self.ports.store.active_ids_on(self.node()).await {
+            Ok(ids) => ids,
+            Err(e) => {
+                debug!(error = %e, "orphan check could not read this node's jobs");
+                return;
+            }
+        };
+        if self.claims_in_flight.load(Ordering::SeqCst) != 0 || self.claims_answered.load(Ordering::SeqCst) != answered
+        {
+            return;
+        }
+        let orphans: Vec<JobId> = {
+            let held = self.held.lock().unwrap_or_else(|p| p.into_inner());
+            active.into_iter().filter(|id| !held.contains(id)).collect()
+        };
+        for id in orphans {
+            let killed = matches!(self.ports.store.get(&id).await, Ok(Some(j)) if j.kill_requested);
+            let message = if killed { "job killed" } else { ORPHAN_MESSAGE };
+            match self
+                .ports
+                .store
+                .finish(&id, self.node(), Outcome::message(JobStatus::Failed, message), Timestamp::now())
+                .await
+            {
+                Ok(true) => {
+                    warn!(job_id = %id, killed, "ended a running job that no pipeline of this node held");
+                    self.ports.metrics.jobs_finished.with_label_values(&["failed"]).inc();
+                    if let Err(e) = self.ports.runtime.remove_labelled("gostint.job_id", &id.to_string()).await {
+                        warn!(job_id = %id, error = %e, "could not look for the job's container");
+                    }
+                    self.wake();
+                }
+                Ok(false) => {}
+                Err(e) => warn!(job_id = %id, error = %e, "could not end a job no pipeline holds"),
             }
         }
     }

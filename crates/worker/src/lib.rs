@@ -13,5 +13,5 @@ pub mod live;
 pub mod pipeline;
 mod tenant_metrics;
 
-pub use dispatcher::{NodeState, Worker, WorkerConfig};
+pub use dispatcher::{NodeState, Worker, WorkerConfig, ORPHAN_MESSAGE};
 pub use job_files::{ImageFiles, JobDir, JobFiles};

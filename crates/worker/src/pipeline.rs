@@ -1,6 +1,7 @@
 //! One job's run, step by step, with the contract's status and message for each failure.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -95,6 +96,7 @@ pub async fn run_job(
     job: JobRecord,
     abort: &CancellationToken,
     recorded: impl FnOnce(),
+    store_refusing: &AtomicBool,
 ) {
     let mut left = Leftovers::default();
     crate::tenant_metrics::claimed(ports, cfg, &job);
@@ -111,7 +113,7 @@ pub async fn run_job(
     drop(left.job_dir.take());
     // The container has exited: record first, so the requestor and the queue's next job do
     // not wait for the clean-up (SPEC.md §5.3: record → remove container → revoke token).
-    record(ports, cfg, &job, outcome).await;
+    record(ports, cfg, &job, outcome, abort, store_refusing).await;
     ports.live.publish(job.id);
     recorded();
     if let Some(id) = &left.container_id {
@@ -128,18 +130,34 @@ pub async fn run_job(
 
 /// Writes the outcome; retries, and if the outcome itself cannot be stored (it should
 /// always fit, output is capped) stores a short `failed` so a job never stays `running`.
-async fn record(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, outcome: Outcome) {
+/// While the store is unavailable (unreachable, disk full) the real outcome is kept and
+/// retried with back-off (issue 16, item 5), and `store_refusing` is set so that the node
+/// claims nothing meanwhile; only a node shutting down gives up (its restart or a peer then
+/// marks the job `unknown`).
+async fn record(
+    ports: &Ports,
+    cfg: &PipelineConfig,
+    job: &JobRecord,
+    outcome: Outcome,
+    abort: &CancellationToken,
+    store_refusing: &AtomicBool,
+) {
     let status = outcome.status;
     let mut last_err = None;
-    for attempt in 0..3u32 {
+    let mut attempt = 0u32;
+    let mut refused = 0u32;
+    let mut delay = Duration::from_millis(200);
+    while attempt < 3 {
         match ports.store.finish(&job.id, &cfg.node, outcome.clone(), Timestamp::now()).await {
             Ok(true) => {
+                store_refusing.store(false, Ordering::SeqCst);
                 ports.metrics.jobs_finished.with_label_values(&[status.as_str()]).inc();
                 crate::tenant_metrics::finished(ports, cfg, job, status);
                 info!(job_id = %job.id, status = %status, return_code = outcome.return_code, "job ended");
                 return;
             }
             Ok(false) => {
+                store_refusing.store(false, Ordering::SeqCst);
                 // The state machine refused it. If the job is still ours and active, it was
                 // being killed (`stopping` may only end `failed`): record that, never leave it.
                 if let Ok(Some(now)) = ports.store.get(&job.id).await {
@@ -154,10 +172,25 @@ async fn record(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, outcome: O
                 info!(job_id = %job.id, "job no longer ours to finish");
                 return;
             }
+            Err(e) if e.is_unavailable() && !(abort.is_cancelled() && refused >= 3) => {
+                store_refusing.store(true, Ordering::SeqCst);
+                refused += 1;
+                warn!(job_id = %job.id, refused, error = %e, retry_in = ?delay, "store unavailable; keeping the job's outcome and retrying");
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    _ = abort.cancelled() => {}
+                }
+                delay = (delay * 2).min(Duration::from_secs(30));
+            }
+            Err(e) if e.is_unavailable() => {
+                tracing::error!(job_id = %job.id, error = %e, "node shutting down with the store unavailable: job left running");
+                return;
+            }
             Err(e) => {
                 warn!(job_id = %job.id, attempt, error = %e, "storing the job outcome failed");
                 last_err = Some(e.to_string());
                 tokio::time::sleep(Duration::from_millis(200 * (1 << attempt))).await;
+                attempt += 1;
             }
         }
     }
@@ -390,7 +423,39 @@ async fn login(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord) -> Result<S
     if job.wrap_secret_id.is_empty() {
         return Err(not_authorised("Vault SecretID Wrapping Token was not provided in request"));
     }
-    let unwrapped = ports.vault.unwrap(&job.wrap_secret_id).await;
+    // Issue 16, item 2: a timeout or an unreachable Vault is not an interception. Retry it;
+    // if the token then turns out spent (by the attempt that timed out, most likely), say
+    // so, without the alert.
+    let mut timed_out: Option<String> = None;
+    let mut unwrapped = ports.vault.unwrap(&job.wrap_secret_id).await;
+    for delay in [500u64, 1_000, 2_000] {
+        match &unwrapped {
+            Err(e) if e.kind == gostint_core::VaultErrorKind::Unavailable => {
+                warn!(job_id = %job.id, error = %e, "Vault did not answer the unwrap; retrying");
+                timed_out = Some(e.to_string());
+                tokio::time::sleep(Duration::from_millis(delay)).await;
+                unwrapped = ports.vault.unwrap(&job.wrap_secret_id).await;
+            }
+            _ => break,
+        }
+    }
+    if let Some(first) = &timed_out {
+        match &unwrapped {
+            Err(e) if e.kind == gostint_core::VaultErrorKind::Unavailable => {
+                let _ = ports.store.clear_wrap_secret_id(&job.id).await;
+                return Err(failed(format!(
+                    "Vault did not answer the unwrap of the SecretID wrapping token in time (not an interception; submit the job again): {e}"
+                )));
+            }
+            Err(e) => {
+                let _ = ports.store.clear_wrap_secret_id(&job.id).await;
+                return Err(failed(format!(
+                    "The SecretID wrapping token was spent by an earlier unwrap attempt that Vault did not answer in time ({first}); not an interception: submit the job again. Vault now says: {e}"
+                )));
+            }
+            Ok(_) => {}
+        }
+    }
     // The wrapping token is single-use: spent (or dead) either way, so forget it.
     if let Err(e) = ports.store.clear_wrap_secret_id(&job.id).await {
         warn!(job_id = %job.id, error = %e, "could not blank the spent wrapping token");
@@ -637,7 +702,12 @@ async fn run_container(
             if let Err(e) = ports.runtime.stop(container_id, cfg.kill_grace).await {
                 warn!(job_id = %job.id, error = %e, "stopping the container failed");
             }
-            -1
+            // Issue 16, item 3: the container has exited now; its real exit status (it may
+            // have finished by itself during the grace) beats a made-up -1.
+            match tokio::time::timeout(Duration::from_secs(10), ports.runtime.wait(container_id)).await {
+                Ok(Ok(code)) => code,
+                _ => -1,
+            }
         }
     };
     // The container has exited: the follow stream ends once the engine has sent the rest.
@@ -666,7 +736,8 @@ async fn run_container(
     }
     live.finish();
     let timed_out = matches!(ended, Ended::TimedOut);
-    let aborted = matches!(ended, Ended::Aborted);
+    // A job that exited 0 during the shutdown grace finished: record it as it is.
+    let aborted = matches!(ended, Ended::Aborted) && code != 0;
     if timed_out {
         live.note(&format!("\njob timed out after {}s", limit.as_secs()));
     } else if aborted {

@@ -14,6 +14,8 @@ use serde_json::{json, Map, Value};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+mod orphans;
+
 struct FakeVault;
 
 #[async_trait]
@@ -139,6 +141,22 @@ async fn wait_final(store: &dyn JobStore, id: &JobId) -> JobRecord {
     panic!("job {id} never ended");
 }
 
+fn pipeline_config() -> PipelineConfig {
+    PipelineConfig {
+        node: NodeId::new("n1"),
+        role_id: "rid".into(),
+        role_name: None,
+        vault_addr: "http://vault".into(),
+        vault_cacert: None,
+        inject_token: true,
+        max_output: 1 << 20,
+        job_timeout: None,
+        kill_grace: Duration::from_secs(1),
+        max_content_unpacked: 1 << 20,
+        tenants: gostint_core::TenantRegistry::new(gostint_core::Tenants::single(None, "rid".into())),
+    }
+}
+
 struct Harness {
     store: Arc<dyn JobStore>,
     worker: Arc<Worker>,
@@ -164,19 +182,7 @@ impl Harness {
             live: Default::default(),
         };
         let cfg = WorkerConfig {
-            pipeline: PipelineConfig {
-                node: NodeId::new("n1"),
-                role_id: "rid".into(),
-                role_name: None,
-                vault_addr: "http://vault".into(),
-                vault_cacert: None,
-                inject_token: true,
-                max_output: 1 << 20,
-                job_timeout: None,
-                kill_grace: Duration::from_secs(1),
-                max_content_unpacked: 1 << 20,
-                tenants: gostint_core::TenantRegistry::new(gostint_core::Tenants::single(None, "rid".into())),
-            },
+            pipeline: pipeline_config(),
             max_running: 1,
             sweep: Duration::from_secs(1),
             kill_period: Duration::from_secs(5),
