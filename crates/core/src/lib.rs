@@ -14,6 +14,7 @@ mod job;
 mod ports;
 mod refs;
 mod resolve;
+pub mod sandbox;
 pub mod secrets;
 mod status;
 mod time;
@@ -26,5 +27,6 @@ pub use refs::{
     UnparseableSecretRef,
 };
 pub use resolve::{resolve, ResolveError, ResolvedJob};
+pub use sandbox::{ByteSize, JobNetwork, Limits, Resources, SandboxPolicy};
 pub use status::{InvalidTransition, JobEvent, JobStatus, UnknownStatus};
 pub use time::Timestamp;

@@ -179,6 +179,16 @@ pub struct ContainerSpec {
     pub ca_bind: Option<String>,
     /// Files gostint wrote for this job (secrets file, patched passwd), bound read-only.
     pub files: Vec<BindFile>,
+    /// **[new]** Capabilities added back (all others are always dropped; `no-new-privileges`
+    /// and Docker's init process are always on).
+    pub cap_add: Vec<String>,
+    /// **[new]** pids, memory (swap equal) and CPU limits; `None` = the engine's defaults
+    /// (tests of the runtime only: the worker always sets them).
+    pub limits: Option<crate::Limits>,
+    /// **[new]** The network to attach to (`bridge`, `none`, a name); empty = the engine's default.
+    pub network: String,
+    /// **[new]** The engine's json-file log `max-size` in bytes (one file); `0` = unbounded.
+    pub log_max_size: u64,
 }
 
 /// A host file bound read-only into a container.
@@ -279,6 +289,29 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn info(&self) -> Result<EngineInfo, RuntimeError>;
     /// Removes every container whose label `key` has `value`; returns how many.
     async fn remove_labelled(&self, key: &str, value: &str) -> Result<u64, RuntimeError>;
+
+    /// **[new]** Whether the kernel's OOM killer ended the (exited) container. An engine
+    /// that cannot tell answers false.
+    async fn oom_killed(&self, _id: &str) -> Result<bool, RuntimeError> {
+        Ok(false)
+    }
+
+    /// **[new]** Makes sure a user-defined bridge network `name` exists (created with the
+    /// label `gostint.network=tenant` when absent; a concurrent create is not an error).
+    async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {
+        Err(RuntimeError::new(RuntimeErrorKind::Other, format!("this engine cannot create network {name}")))
+    }
+
+    /// **[new]** A stable id of the engine (image GC records pulls per engine).
+    async fn engine_id(&self) -> Result<String, RuntimeError> {
+        Err(RuntimeError::new(RuntimeErrorKind::Other, "this engine has no id"))
+    }
+
+    /// **[new]** Removes a local image by reference, never forcibly: an image a container
+    /// still uses stays (`Ok(false)`), as does one already gone (`Ok(false)`).
+    async fn remove_image(&self, image: &str) -> Result<bool, RuntimeError> {
+        Err(RuntimeError::new(RuntimeErrorKind::Other, format!("this engine cannot remove image {image}")))
+    }
 }
 
 // ---------------------------------------------------------------- vault

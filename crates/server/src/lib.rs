@@ -166,6 +166,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         job_timeout: settings.job_timeout,
         kill_grace: settings.kill_grace,
         max_content_unpacked: settings.max_content,
+        sandbox: settings.sandbox.clone(),
     };
     let worker = Worker::new(
         ports,

@@ -9,8 +9,9 @@ use gostint_core::content::{files_tar, parse_metadata, patch_passwd};
 use gostint_core::secrets::render_secrets;
 use gostint_core::{
     resolve, ContainerRuntime, ContainerSpec, JobDefinition, JobRecord, JobStatus, JobStore, JobVault, NodeId, Outcome,
-    PullPolicy, ResolvedJob, RuntimeErrorKind, SecretRef, Timestamp,
+    PullPolicy, ResolvedJob, RuntimeErrorKind, SandboxPolicy, SecretRef, Timestamp,
 };
+use gostint_core::{ByteSize, JobNetwork, Limits};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -39,6 +40,8 @@ pub struct PipelineConfig {
     pub kill_grace: Duration,
     /// Unpacked-content cap.
     pub max_content_unpacked: u64,
+    /// The job sandbox: limits, capabilities, network, image allow-list (SPEC.md §11).
+    pub sandbox: SandboxPolicy,
 }
 
 /// The ports a run uses.
@@ -205,6 +208,21 @@ async fn execute(
         Err(e) => return failed(e.to_string()),
     };
 
+    // The sandbox's own checks, still before any engine call.
+    if let Err(e) = cfg.sandbox.check_image(&resolved.image) {
+        return failed(e.to_string());
+    }
+    let limits = match cfg.sandbox.limits(&resolved.resources) {
+        Ok(l) => l,
+        Err(e) => return failed(e.to_string()),
+    };
+    let network = cfg.sandbox.network.for_tenant(job_tenant(cfg, job));
+    if cfg.sandbox.network == JobNetwork::Tenant {
+        if let Err(e) = ports.runtime.ensure_network(&network).await {
+            return failed(format!("Run container failed: network {network}: {e}"));
+        }
+    }
+
     // The image's id: files read from it once stay true for every job that uses it.
     let image_id = match local_image(ports, &resolved).await {
         Ok(id) => id,
@@ -212,6 +230,8 @@ async fn execute(
     };
     let known = ports.files.image(&image_id);
     let mut spec = container_spec(cfg, job, &resolved, &token, &image_id);
+    spec.limits = Some(limits);
+    spec.network = network;
     let secrets_path = format!("/{}", resolved.secret_file_type.path());
 
     // With the image's files known, the secrets are read before the create and bound into
@@ -288,7 +308,15 @@ async fn execute(
         return failed(SHUTDOWN_KILLED);
     }
 
-    run_container(ports, cfg, job, &container_id, resolved.tty, &mut left.job_dir, abort).await
+    run_container(ports, cfg, job, &container_id, resolved.tty, &mut left.job_dir, abort, &limits).await
+}
+
+/// The tenant a job runs for, which names its network under `GOSTINT_JOB_NETWORK=tenant`.
+///
+/// INTEGRATION POINT: until jobs carry their tenant (SPEC.md §10), a node has one tenant,
+/// `GOSTINT_ROLENAME`; switch this to the job record's tenant when it exists.
+fn job_tenant<'a>(cfg: &'a PipelineConfig, _job: &'a JobRecord) -> &'a str {
+    cfg.role_name.as_deref().unwrap_or("default")
 }
 
 /// The engine's id of the job's image, pulled first when the policy says so (`Always`) or
@@ -423,6 +451,10 @@ fn container_spec(
         labels: vec![("gostint.job_id".into(), job.id.to_string()), ("gostint.node_uuid".into(), cfg.node.to_string())],
         ca_bind: cfg.vault_cacert.clone(),
         files: Vec::new(),
+        cap_add: cfg.sandbox.cap_add.clone(),
+        limits: Some(cfg.sandbox.defaults),
+        network: String::new(),
+        log_max_size: cfg.sandbox.log_max_size,
     }
 }
 
@@ -505,6 +537,7 @@ async fn run_container(
     tty: bool,
     job_dir: &mut Option<JobDir>,
     abort: &CancellationToken,
+    limits: &Limits,
 ) -> Outcome {
     if let Err(e) = ports.runtime.start(container_id).await {
         return failed(format!("Run container failed: {e}"));
@@ -537,6 +570,17 @@ async fn run_container(
     };
     let timed_out = matches!(ended, Ended::TimedOut);
     let aborted = matches!(ended, Ended::Aborted);
+    // The kernel's OOM killer ends the job with SIGKILL (137): say so. Only a non-zero exit
+    // is looked at (a job whose child was killed but which itself succeeded succeeded).
+    let oom = code != 0
+        && matches!(ended, Ended::Exited(_))
+        && match ports.runtime.oom_killed(container_id).await {
+            Ok(oom) => oom,
+            Err(e) => {
+                warn!(job_id = %job.id, error = %e, "could not inspect the container for an OOM kill");
+                false
+            }
+        };
     let logs = match ports.runtime.logs(container_id, tty, cfg.max_output).await {
         Ok(l) => l,
         Err(e) => return failed(format!("Run container failed: {e}")),
@@ -553,6 +597,9 @@ async fn run_container(
     } else if aborted {
         outcome.status = JobStatus::Failed;
         outcome.output.push_str(&format!("\n{SHUTDOWN_KILLED}"));
+    } else if oom {
+        outcome.status = JobStatus::Failed;
+        outcome.output.push_str(&format!("\njob killed: out of memory (limit {})", ByteSize(limits.memory)));
     } else if kill_requested(ports, job).await {
         // A kill always ends `failed`, even when the container exits 0.
         outcome.status = JobStatus::Failed;

@@ -170,6 +170,7 @@ impl Harness {
                 job_timeout: None,
                 kill_grace: Duration::from_secs(1),
                 max_content_unpacked: 1 << 20,
+                sandbox: Default::default(),
             },
             max_running: 1,
             sweep: Duration::from_secs(1),
