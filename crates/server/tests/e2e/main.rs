@@ -5,6 +5,7 @@ mod cluster;
 mod drain;
 mod lifecycle;
 mod modes;
+mod sandbox;
 mod support;
 
 use serde_json::json;
