@@ -138,6 +138,22 @@ pub trait JobStore: Send + Sync + 'static {
     /// `sink` until the store is dropped, reconnecting on errors. A store with one process
     /// (SQLite) has nothing to deliver and returns at once.
     async fn listen(&self, sink: EventSink) -> Result<(), StoreError>;
+
+    /// **[new]** Image GC (SPEC.md §5.7): records that this deployment pulled `image` onto
+    /// `engine` (an image that was absent before), last used `now`. Only recorded images
+    /// are ever collected.
+    async fn record_image_pull(&self, engine: &str, image: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    /// **[new]** A job is about to use `image` on `engine`: a recorded image's `last_used`
+    /// becomes `now` (an image gostint did not pull stays unrecorded).
+    async fn touch_image(&self, engine: &str, image: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    /// **[new]** The recorded images of `engine` last used before `cutoff`.
+    async fn images_unused_since(&self, engine: &str, cutoff: Timestamp) -> Result<Vec<String>, StoreError>;
+
+    /// **[new]** Forgets a recorded image if it is still unused since `cutoff` (one
+    /// conditional statement); true if it was forgotten, and may now be removed.
+    async fn forget_image(&self, engine: &str, image: &str, cutoff: Timestamp) -> Result<bool, StoreError>;
 }
 
 /// Something that happened in the store which may let a node claim or kill.

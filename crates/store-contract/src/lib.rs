@@ -140,6 +140,7 @@ macro_rules! __with_every_check {
             deregister_removes_the_node_row_only,
             orphan_owners_lists_owners_of_active_jobs_without_a_node_row,
             listen_follows_the_kind_of_store,
+            image_gc_sees_only_recorded_images_per_engine_unused_since_the_cutoff,
         }
     };
 }
@@ -1213,4 +1214,31 @@ pub async fn listen_follows_the_kind_of_store(s: Subject) {
         }
         Err(_elapsed) => assert!(s.delivers_events, "a single-process store's listen did not return at once"),
     }
+}
+
+// ---------------------------------------------------------------- image GC
+
+/// Only pulled images are recorded, per engine; a touch keeps one, an unrecorded image is
+/// never listed, and forgetting is conditional on still being unused.
+pub async fn image_gc_sees_only_recorded_images_per_engine_unused_since_the_cutoff(s: Subject) {
+    let st = &s.store;
+    let t = |ms: i64| Timestamp::from_millis(1_700_000_000_000 + ms);
+    st.record_image_pull("e1", "docker.io/library/a:1", t(0)).await.expect("record");
+    st.record_image_pull("e1", "docker.io/library/b:1", t(0)).await.expect("record");
+    st.record_image_pull("e2", "docker.io/library/a:1", t(0)).await.expect("record");
+    // A touch of an image gostint never pulled records nothing.
+    st.touch_image("e1", "docker.io/library/preexisting:1", t(50)).await.expect("touch");
+    st.touch_image("e1", "docker.io/library/b:1", t(200)).await.expect("touch");
+    // A touch never moves last_used back.
+    st.touch_image("e1", "docker.io/library/b:1", t(10)).await.expect("touch");
+    let old = st.images_unused_since("e1", t(100)).await.expect("list");
+    assert_eq!(old, ["docker.io/library/a:1"]);
+    assert_eq!(st.images_unused_since("e1", t(300)).await.expect("list").len(), 2);
+    assert_eq!(st.images_unused_since("e3", t(300)).await.expect("list"), Vec::<String>::new());
+    // Used again since it was listed: not forgotten.
+    st.touch_image("e1", "docker.io/library/a:1", t(150)).await.expect("touch");
+    assert!(!st.forget_image("e1", "docker.io/library/a:1", t(100)).await.expect("forget"));
+    assert!(st.forget_image("e1", "docker.io/library/a:1", t(160)).await.expect("forget"));
+    assert!(!st.forget_image("e1", "docker.io/library/a:1", t(160)).await.expect("forget"), "once");
+    assert_eq!(st.images_unused_since("e2", t(100)).await.expect("list"), ["docker.io/library/a:1"], "per engine");
 }

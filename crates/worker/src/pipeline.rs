@@ -42,6 +42,9 @@ pub struct PipelineConfig {
     pub max_content_unpacked: u64,
     /// The job sandbox: limits, capabilities, network, image allow-list (SPEC.md §11).
     pub sandbox: SandboxPolicy,
+    /// The engine's id under which pulls are recorded for image GC; empty = GC off, nothing
+    /// recorded.
+    pub gc_engine: String,
 }
 
 /// The ports a run uses.
@@ -223,8 +226,10 @@ async fn execute(
         }
     }
 
-    // The image's id: files read from it once stay true for every job that uses it.
-    let image_id = match local_image(ports, &resolved).await {
+    // The image's id: files read from it once stay true for every job that uses it. Image
+    // GC keeps away until the container exists.
+    let gc_guard = crate::image_gc::using().await;
+    let image_id = match local_image(ports, cfg, &resolved).await {
         Ok(id) => id,
         Err(o) => return o,
     };
@@ -291,6 +296,7 @@ async fn execute(
         (id, Some(files))
     };
     left.container_id = Some(container_id.clone());
+    drop(gc_guard);
     if let Err(e) = ports.store.set_container(&job.id, &resolved.image.to_string(), &container_id).await {
         warn!(job_id = %job.id, error = %e, "could not record the container id");
     }
@@ -321,8 +327,14 @@ fn job_tenant<'a>(cfg: &'a PipelineConfig, _job: &'a JobRecord) -> &'a str {
 
 /// The engine's id of the job's image, pulled first when the policy says so (`Always`) or
 /// when the engine does not have it (`IfNotPresent`).
-async fn local_image(ports: &Ports, r: &ResolvedJob) -> Result<String, Outcome> {
+async fn local_image(ports: &Ports, cfg: &PipelineConfig, r: &ResolvedJob) -> Result<String, Outcome> {
     let name = r.image.to_string();
+    if !cfg.gc_engine.is_empty() && crate::image_gc::touch_due(&name) {
+        // Keeps an image gostint pulled from image GC; records nothing for others.
+        if let Err(e) = ports.store.touch_image(&cfg.gc_engine, &name, Timestamp::now()).await {
+            warn!(image = %name, error = %e, "could not record the image's use");
+        }
+    }
     if r.pull_policy == PullPolicy::Always {
         ports.runtime.ensure_image(&r.image, r.pull_policy).await.map_err(|e| failed(e.to_string()))?;
     }
@@ -330,6 +342,13 @@ async fn local_image(ports: &Ports, r: &ResolvedJob) -> Result<String, Outcome> 
         return Ok(id);
     }
     ports.runtime.ensure_image(&r.image, r.pull_policy).await.map_err(|e| failed(e.to_string()))?;
+    // Absent before this pull: gostint's own, so image GC may remove it one day. (An
+    // `Always` pull of an image that was already there is not recorded: it was present.)
+    if !cfg.gc_engine.is_empty() {
+        if let Err(e) = ports.store.record_image_pull(&cfg.gc_engine, &name, Timestamp::now()).await {
+            warn!(image = %name, error = %e, "could not record the image pull for image GC");
+        }
+    }
     match ports.runtime.image_id(&name).await.map_err(|e| failed(e.to_string()))? {
         Some(id) => Ok(id),
         None => Err(failed(format!("image {name} is not on the engine after its pull"))),

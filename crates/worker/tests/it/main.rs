@@ -171,6 +171,7 @@ impl Harness {
                 kill_grace: Duration::from_secs(1),
                 max_content_unpacked: 1 << 20,
                 sandbox: Default::default(),
+                gc_engine: String::new(),
             },
             max_running: 1,
             sweep: Duration::from_secs(1),
