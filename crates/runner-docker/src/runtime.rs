@@ -507,6 +507,16 @@ impl ContainerRuntime for DockerRuntime {
     async fn remove_image(&self, image: &str) -> Result<bool, RuntimeError> {
         let options = RemoveImageOptionsBuilder::default().force(false).build();
         self.timed("image remove", self.call_timeout, async {
+            // The engine would merely untag an image with other tags that a container uses:
+            // keep any image a container (running or not) was made from.
+            let filters = HashMap::from([("ancestor".to_string(), vec![image.to_string()])]);
+            let users = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+            match self.docker.list_containers(Some(users)).await {
+                Ok(list) if !list.is_empty() => return Ok(false),
+                Ok(_) => {}
+                Err(e) if status_of(&e) == Some(404) => return Ok(false),
+                Err(e) => return Err(to_runtime(&e, RuntimeErrorKind::Other)),
+            }
             match self.docker.remove_image(image, Some(options), None).await {
                 Ok(_) => Ok(true),
                 // 409: a container (running or not) still uses it; 404: already gone.

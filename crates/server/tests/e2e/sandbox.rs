@@ -165,7 +165,13 @@ async fn three_thousand_processes_are_refused_while_health_keeps_answering() {
     let script = r#"i=0; while [ $i -lt 3000 ]; do sleep 20 & i=$((i+1)); done
 for f in /sys/fs/cgroup/pids/pids.current /sys/fs/cgroup/pids.current; do [ -r $f ] && read v < $f && echo current=$v; done
 echo loop-ended"#;
-    let id = app.submit(&token, json!({"container_image": app.svc.image, "run": ["sh", "-c", script]})).await;
+    // Half a CPU: the point is the pids limit, and the other tests share this machine.
+    let id = app
+        .submit(
+            &token,
+            json!({"container_image": app.svc.image, "resources": {"cpus": 0.5}, "run": ["sh", "-c", script]}),
+        )
+        .await;
     let mut worst = Duration::ZERO;
     let start = Instant::now();
     let job = loop {
@@ -243,4 +249,62 @@ async fn an_image_outside_the_allow_list_fails_before_any_pull() {
     let job = run(&app, &token, json!({"container_image": app.svc.image, "run": ["echo", "allowed"]})).await;
     assert_eq!(job["output"], "allowed\n", "{job}");
     app.stop().await;
+}
+
+fn docker(args: &[&str]) -> bool {
+    Command::new("docker").args(args).output().map(|o| o.status.success()).unwrap_or(false)
+}
+
+#[tokio::test]
+async fn image_gc_removes_only_images_gostint_pulled_once_unused() {
+    use std::sync::Arc;
+
+    use gostint_core::{ContainerRuntime, JobStore, Timestamp};
+
+    let Some(svc) = gostint_test_support::services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn JobStore> = Arc::new(gostint_store_sqlite::SqliteJobStore::open_in(dir.path()).await.unwrap());
+    let runtime: Arc<dyn ContainerRuntime> = Arc::new(gostint_runner_docker::DockerRuntime::connect().await.unwrap());
+    let engine = runtime.engine_id().await.unwrap();
+    assert!(!engine.is_empty());
+    // Distinct local images stand in for pulled ones (nothing can be pulled here): each a
+    // commit of a container of the test image with its own label.
+    let run = uuid::Uuid::new_v4().simple().to_string();
+    let tag = |what: &str| format!("gostint-test/gc-{what}-{run}:1");
+    let (old, recent, busy, preexisting) = (tag("old"), tag("recent"), tag("busy"), tag("preexisting"));
+    let base = format!("gostint-gc-base-{run}");
+    assert!(docker(&["create", "--name", &base, &svc.image, "true"]));
+    for t in [&old, &recent, &busy, &preexisting] {
+        assert!(docker(&["commit", "-c", &format!("LABEL gostint.gc.test={t}"), &base, t]), "docker commit {t}");
+    }
+    docker(&["rm", "-f", &base]);
+    let now = Timestamp::now();
+    let long_ago = Timestamp::from_millis(now.millis() - 3 * 3600 * 1000);
+    store.record_image_pull(&engine, &old, long_ago).await.unwrap();
+    store.record_image_pull(&engine, &busy, long_ago).await.unwrap();
+    store.record_image_pull(&engine, &recent, now).await.unwrap();
+    // Another engine's record of the same name is not this engine's business.
+    store.record_image_pull("another-engine", &preexisting, long_ago).await.unwrap();
+    let container = format!("gostint-gc-busy-{run}");
+    assert!(docker(&["create", "--name", &container, &busy, "true"]), "a container of {busy}");
+
+    let removed = gostint_worker::image_gc::collect_once(&store, &runtime, &engine, Duration::from_secs(3600), now)
+        .await
+        .unwrap();
+
+    assert_eq!(removed, [old.clone()], "only the old image gostint pulled");
+    assert!(!docker(&["image", "inspect", &old]), "{old} removed");
+    for kept in [&recent, &busy, &preexisting, &svc.image] {
+        assert!(docker(&["image", "inspect", kept]), "{kept} kept");
+    }
+    // The busy one stays recorded (as used now) for a later collection; the old one is gone.
+    let cutoff = Timestamp::from_millis(now.millis() - 3600 * 1000);
+    assert!(store.images_unused_since(&engine, cutoff).await.unwrap().is_empty());
+    let all = store.images_unused_since(&engine, Timestamp::from_millis(i64::MAX)).await.unwrap();
+    assert!(all.contains(&busy) && all.contains(&recent) && !all.contains(&old), "{all:?}");
+
+    docker(&["rm", "-f", &container]);
+    for t in [&recent, &busy, &preexisting] {
+        docker(&["rmi", t]);
+    }
 }
