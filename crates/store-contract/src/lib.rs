@@ -252,6 +252,11 @@ fn full_definition(qname: &str) -> JobDefinition {
         secret_file_type: "json".into(),
         cont_on_warnings: true,
         tty: true,
+        resources: gostint_core::Resources {
+            pids: Some(64),
+            memory: Some(gostint_core::ByteSize(64 << 20)),
+            cpus: Some(0.5),
+        },
     }
 }
 
