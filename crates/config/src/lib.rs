@@ -98,7 +98,8 @@ pub mod env {
     pub const IGNORED: &[&str] = &["GOSTINT_DBAUTH_TOKEN", "GOSTINT_RUN_ROLENAME"];
     /// Capabilities job containers get back, a comma list such as `NET_BIND_SERVICE,CHOWN`
     /// (with or without `CAP_`). Default: none; every capability is dropped (SPEC.md §11).
-    /// `ALL` is refused.
+    /// `ALL` is refused. (The engine log of a job is bounded too: two json-files of
+    /// 1.25 × `GOSTINT_MAX_OUTPUT` each.)
     pub const JOB_CAP_ADD: &str = "GOSTINT_JOB_CAP_ADD";
     /// Default pids limit of a job container (processes and threads). Default `1024`.
     pub const JOB_PIDS: &str = "GOSTINT_JOB_PIDS";
@@ -551,9 +552,11 @@ fn sandbox(get: &dyn Fn(&str) -> Option<String>, max_output: usize) -> Result<Sa
         max,
         network,
         image_allow: list(env::IMAGE_ALLOW),
-        // About twice what is stored, one file: a chatty job cannot fill the host's disk,
-        // and the stored tail is still in the log when the job ends.
-        log_max_size: (max_output as u64).saturating_mul(2).max(1 << 20),
+        // Two files of 1.25 × what is stored (2.5 × in all): a chatty job cannot fill the
+        // host's disk, and after a rotation the previous file still holds the stored tail
+        // (one file would be emptied at each rotation and lose it; 1/4 covers json-file's
+        // framing).
+        log_max_size: (max_output as u64).saturating_mul(5).saturating_div(4).max(1 << 20),
     })
 }
 
@@ -668,7 +671,7 @@ mod tests {
         assert_eq!(s.sandbox.max, s.sandbox.defaults);
         assert!(s.sandbox.cap_add.is_empty() && s.sandbox.image_allow.is_empty());
         assert_eq!(s.sandbox.network, JobNetwork::Bridge);
-        assert_eq!(s.sandbox.log_max_size, 8 << 20, "2 × GOSTINT_MAX_OUTPUT");
+        assert_eq!(s.sandbox.log_max_size, 5 << 20, "1.25 × GOSTINT_MAX_OUTPUT per file");
         assert_eq!(s.image_gc_age, Some(Duration::from_secs(86400)));
         let s = Settings::from_source(&src(&[
             ("GOSTINT_JOB_CAP_ADD", "net_bind_service, CAP_CHOWN"),

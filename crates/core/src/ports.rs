@@ -203,7 +203,7 @@ pub struct ContainerSpec {
     pub limits: Option<crate::Limits>,
     /// **[new]** The network to attach to (`bridge`, `none`, a name); empty = the engine's default.
     pub network: String,
-    /// **[new]** The engine's json-file log `max-size` in bytes (one file); `0` = unbounded.
+    /// **[new]** The engine's json-file log `max-size` in bytes (two files); `0` = unbounded.
     pub log_max_size: u64,
 }
 

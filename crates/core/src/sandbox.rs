@@ -187,7 +187,7 @@ pub struct SandboxPolicy {
     pub network: JobNetwork,
     /// Glob patterns over the normalised image reference; empty = any image.
     pub image_allow: Vec<String>,
-    /// The engine's json-file log `max-size` (one file).
+    /// The engine's json-file log `max-size` per file (two files).
     pub log_max_size: u64,
 }
 

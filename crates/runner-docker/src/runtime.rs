@@ -262,7 +262,7 @@ impl ContainerRuntime for DockerRuntime {
                     typ: Some("json-file".into()),
                     config: Some(HashMap::from([
                         ("max-size".to_string(), spec.log_max_size.to_string()),
-                        ("max-file".to_string(), "1".to_string()),
+                        ("max-file".to_string(), "2".to_string()),
                     ])),
                 }),
                 ..Default::default()

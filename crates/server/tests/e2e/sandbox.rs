@@ -58,7 +58,7 @@ async fn the_container_is_created_with_init_swap_equal_to_memory_two_cpus_and_a_
     let mem = 2u64 << 30;
     assert_eq!(
         text,
-        format!("true [ALL] [no-new-privileges:true] 1024 {mem} {mem} 2000000000 json-file {} 1", 8u64 << 20),
+        format!("true [ALL] [no-new-privileges:true] 1024 {mem} {mem} 2000000000 json-file {} 2", 5u64 << 20),
         "{}",
         String::from_utf8_lossy(&inspect.stderr)
     );
