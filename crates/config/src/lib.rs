@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use gostint_core::{JobNetwork, Limits, SandboxPolicy};
+
 /// The environment variables, with their defaults and meaning (SPEC.md §6).
 pub mod env {
     /// Listen port. Default `3232`. Not an integer → the server exits with an error.
@@ -131,6 +133,38 @@ pub mod env {
     /// a store outage the API answers 503 `store unavailable` after this, instead of hanging,
     /// and `/v1/api/health` reports the store unavailable. Default `5s`.
     pub const STORE_TIMEOUT: &str = "GOSTINT_STORE_TIMEOUT";
+    /// Capabilities job containers get back, a comma list such as `NET_BIND_SERVICE,CHOWN`
+    /// (with or without `CAP_`). Default: none; every capability is dropped (SPEC.md §11).
+    /// `ALL` is refused. (The engine log of a job is bounded too: two json-files of
+    /// 1.25 × `GOSTINT_MAX_OUTPUT` each.)
+    pub const JOB_CAP_ADD: &str = "GOSTINT_JOB_CAP_ADD";
+    /// Default pids limit of a job container (processes and threads). Default `1024`.
+    pub const JOB_PIDS: &str = "GOSTINT_JOB_PIDS";
+    /// Default memory limit of a job container; swap is set equal (no swap beyond it).
+    /// Default `2GiB`. Exceeded → the job ends `failed` / `job killed: out of memory (limit <m>)`.
+    pub const JOB_MEMORY: &str = "GOSTINT_JOB_MEMORY";
+    /// Default CPUs of a job container (fractions allowed). Default `2`.
+    pub const JOB_CPUS: &str = "GOSTINT_JOB_CPUS";
+    /// Most pids a job may ask for with `resources.pids`. Default `GOSTINT_JOB_PIDS`.
+    pub const JOB_MAX_PIDS: &str = "GOSTINT_JOB_MAX_PIDS";
+    /// Most memory a job may ask for with `resources.memory`. Default `GOSTINT_JOB_MEMORY`.
+    pub const JOB_MAX_MEMORY: &str = "GOSTINT_JOB_MAX_MEMORY";
+    /// Most CPUs a job may ask for with `resources.cpus`. Default `GOSTINT_JOB_CPUS`.
+    pub const JOB_MAX_CPUS: &str = "GOSTINT_JOB_MAX_CPUS";
+    /// Network of job containers: `bridge` (default, Docker's default bridge), `none`
+    /// (loopback only), `tenant` (a user-defined bridge `gostint-<tenant>` per tenant,
+    /// created on demand, so tenants share no network segment) or an existing network's
+    /// name. `host` and `container:<id>` are refused.
+    pub const JOB_NETWORK: &str = "GOSTINT_JOB_NETWORK";
+    /// Images jobs may use: a comma list of glob patterns over the normalised reference
+    /// (`docker.io/library/busybox:latest`; `*` stops at `/`, `**` does not, `?` is one
+    /// character). Unset: any image. No match → `failed` / `image <ref> is not allowed`
+    /// before any engine call.
+    pub const IMAGE_ALLOW: &str = "GOSTINT_IMAGE_ALLOW";
+    /// Image GC: images this node pulled (recorded in the store per engine) and unused for
+    /// this long are removed; images that were already on the engine never are. Default
+    /// `24h`; `0` disables.
+    pub const IMAGE_GC_AGE: &str = "GOSTINT_IMAGE_GC_AGE";
 }
 
 /// Every boolean setting takes exactly one of these, in any case (SPEC.md §11: anything
@@ -313,6 +347,10 @@ pub struct Settings {
     pub max_requests: usize,
     /// Wait for a store connection before answering `store unavailable`.
     pub store_timeout: Duration,
+    /// The job sandbox (`GOSTINT_JOB_*`, `GOSTINT_IMAGE_ALLOW`).
+    pub sandbox: SandboxPolicy,
+    /// Image GC age (`None` = disabled).
+    pub image_gc_age: Option<Duration>,
 }
 
 /// Reads `GOSTINT_APPROLES_FILE` (at start and on SIGHUP).
@@ -567,7 +605,14 @@ impl Settings {
         };
         let tenant_max_queued = whole(env::TENANT_MAX_QUEUED, 10_000) as u64;
         let tenant_max_running = whole(env::TENANT_MAX_RUNNING, 0);
+        let sandbox = sandbox(&get, size(env::MAX_OUTPUT, "4MiB")?).unwrap_or_else(|e| {
+            report(e);
+            SandboxPolicy::default()
+        });
+        let image_gc_age = duration(env::IMAGE_GC_AGE, "24h")?;
         let settings = Settings {
+            sandbox,
+            image_gc_age: (!image_gc_age.is_zero()).then_some(image_gc_age),
             tenants,
             approles_file,
             tenant_max_queued,
@@ -609,6 +654,93 @@ impl Settings {
             _ => Err(ConfigError::Several(errors)),
         }
     }
+}
+
+/// The sandbox settings (SPEC.md §11); `max_output` sizes the engine's log.
+fn sandbox(get: &dyn Fn(&str) -> Option<String>, max_output: usize) -> Result<SandboxPolicy, ConfigError> {
+    let invalid = |var: &'static str, value: String, msg: String| ConfigError::Invalid { var, value, msg };
+    let pids = |var: &'static str, default: i64| -> Result<i64, ConfigError> {
+        match get(var) {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<i64>() {
+                Ok(n) if n >= 1 => Ok(n),
+                _ => Err(invalid(var, v, "expected a whole number of at least 1".into())),
+            },
+        }
+    };
+    let memory = |var: &'static str, default: u64| -> Result<u64, ConfigError> {
+        match get(var) {
+            None => Ok(default),
+            Some(v) => match parse_size(&v) {
+                // Docker refuses less than 6 MiB.
+                Ok(n) if n >= 6 << 20 => Ok(n as u64),
+                Ok(_) => Err(invalid(var, v, "the engine needs at least 6MiB".into())),
+                Err(msg) => Err(invalid(var, v, msg)),
+            },
+        }
+    };
+    let cpus = |var: &'static str, default: f64| -> Result<f64, ConfigError> {
+        match get(var) {
+            None => Ok(default),
+            Some(v) => match v.trim().parse::<f64>() {
+                Ok(n) if n.is_finite() && n >= 0.01 => Ok(n),
+                _ => Err(invalid(var, v, "expected a number of CPUs such as 2 or 0.5".into())),
+            },
+        }
+    };
+    let defaults = Limits {
+        pids: pids(env::JOB_PIDS, 1024)?,
+        memory: memory(env::JOB_MEMORY, 2 << 30)?,
+        cpus: cpus(env::JOB_CPUS, 2.0)?,
+    };
+    let max = Limits {
+        pids: pids(env::JOB_MAX_PIDS, defaults.pids)?,
+        memory: memory(env::JOB_MAX_MEMORY, defaults.memory)?,
+        cpus: cpus(env::JOB_MAX_CPUS, defaults.cpus)?,
+    };
+    for (var, over) in [
+        (env::JOB_MAX_PIDS, defaults.pids > max.pids),
+        (env::JOB_MAX_MEMORY, defaults.memory > max.memory),
+        (env::JOB_MAX_CPUS, defaults.cpus > max.cpus),
+    ] {
+        if over {
+            return Err(invalid(var, get(var).unwrap_or_default(), "is below the default it caps".into()));
+        }
+    }
+    let list = |var: &str| -> Vec<String> {
+        get(var)
+            .map(|v| v.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect())
+            .unwrap_or_default()
+    };
+    let mut cap_add = Vec::new();
+    for cap in list(env::JOB_CAP_ADD) {
+        let name = cap.to_ascii_uppercase();
+        let name = name.strip_prefix("CAP_").unwrap_or(&name).to_string();
+        if name == "ALL" || name.is_empty() || !name.chars().all(|c| c.is_ascii_uppercase() || c == '_') {
+            return Err(invalid(
+                env::JOB_CAP_ADD,
+                cap,
+                "expected capability names such as NET_BIND_SERVICE (ALL is refused)".into(),
+            ));
+        }
+        cap_add.push(name);
+    }
+    let network = match get(env::JOB_NETWORK) {
+        None => JobNetwork::Bridge,
+        Some(v) => JobNetwork::parse(&v).map_err(|msg| invalid(env::JOB_NETWORK, v, msg))?,
+    };
+    Ok(SandboxPolicy {
+        cap_add,
+        defaults,
+        max,
+        network,
+        image_allow: list(env::IMAGE_ALLOW),
+        // Two files of 1.25 × what is stored (2.5 × in all): a chatty job cannot fill the
+        // host's disk, and after a rotation the previous file still holds the stored tail
+        // (one file would be emptied at each rotation and lose it; 1/4 covers json-file's
+        // framing).
+        log_max_size: (max_output as u64).saturating_mul(5).saturating_div(4).max(1 << 20),
+    })
 }
 
 /// `sqlite://<path>`, `sqlite:<path>`, a bare path, or `postgres(ql)://…`.
@@ -739,6 +871,43 @@ mod tests {
         let e = Settings::from_source(&src(&[("GOSTINT_APPROLES_FILE", dir.to_str().unwrap())])).unwrap_err();
         assert!(e.to_string().contains("broken line"), "{e}");
         let _ = std::fs::remove_file(&dir);
+    }
+
+    #[test]
+    fn sandbox_settings_have_safe_defaults_and_refuse_nonsense() {
+        let s = Settings::from_source(&src(&[])).unwrap();
+        assert_eq!(s.sandbox.defaults, Limits { pids: 1024, memory: 2 << 30, cpus: 2.0 });
+        assert_eq!(s.sandbox.max, s.sandbox.defaults);
+        assert!(s.sandbox.cap_add.is_empty() && s.sandbox.image_allow.is_empty());
+        assert_eq!(s.sandbox.network, JobNetwork::Bridge);
+        assert_eq!(s.sandbox.log_max_size, 5 << 20, "1.25 × GOSTINT_MAX_OUTPUT per file");
+        assert_eq!(s.image_gc_age, Some(Duration::from_secs(86400)));
+        let s = Settings::from_source(&src(&[
+            ("GOSTINT_JOB_CAP_ADD", "net_bind_service, CAP_CHOWN"),
+            ("GOSTINT_JOB_MEMORY", "256MiB"),
+            ("GOSTINT_JOB_MAX_MEMORY", "4GiB"),
+            ("GOSTINT_JOB_NETWORK", "tenant"),
+            ("GOSTINT_IMAGE_ALLOW", "docker.io/library/*, reg.example/**"),
+            ("GOSTINT_IMAGE_GC_AGE", "0"),
+        ]))
+        .unwrap();
+        assert_eq!(s.sandbox.cap_add, ["NET_BIND_SERVICE", "CHOWN"]);
+        assert_eq!((s.sandbox.defaults.memory, s.sandbox.max.memory), (256 << 20, 4 << 30));
+        assert_eq!(s.sandbox.network, JobNetwork::Tenant);
+        assert_eq!(s.sandbox.image_allow, ["docker.io/library/*", "reg.example/**"]);
+        assert_eq!(s.image_gc_age, None);
+        for (var, value) in [
+            ("GOSTINT_JOB_CAP_ADD", "ALL"),
+            ("GOSTINT_JOB_PIDS", "0"),
+            ("GOSTINT_JOB_MEMORY", "1MiB"),
+            ("GOSTINT_JOB_CPUS", "lots"),
+            ("GOSTINT_JOB_MAX_PIDS", "10"),
+            ("GOSTINT_JOB_NETWORK", "host"),
+            ("GOSTINT_IMAGE_GC_AGE", "soon"),
+        ] {
+            let e = Settings::from_source(&src(&[(var, value)])).unwrap_err();
+            assert!(e.to_string().starts_with(&format!("{var}:")), "{var}={value}: {e}");
+        }
     }
 
     #[test]

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::{JobId, JobStatus, Owner, Timestamp};
+use crate::{JobId, JobStatus, Owner, Resources, Timestamp};
 
 /// Go's decoder turns `null` into the zero value; serde would refuse it. Keep Go's
 /// behaviour so existing requestors that send `"run": null` still work.
@@ -56,6 +56,10 @@ pub struct JobDefinition {
     /// Docker `Tty`: one combined output stream.
     #[serde(deserialize_with = "null_as_default")]
     pub tty: bool,
+    /// **[new]** The job's own pids/memory/CPU request (SPEC.md §11), capped by the node's
+    /// `GOSTINT_JOB_MAX_*`.
+    #[serde(deserialize_with = "null_as_default", skip_serializing_if = "Resources::is_empty")]
+    pub resources: Resources,
 }
 
 /// The body of `POST /v1/api/job`: the job fields plus the secure-submission fields.

@@ -17,6 +17,7 @@ mod ports;
 mod redact;
 mod refs;
 mod resolve;
+pub mod sandbox;
 pub mod secrets;
 mod status;
 mod tenant;
@@ -30,6 +31,7 @@ pub use refs::{
     UnparseableSecretRef,
 };
 pub use resolve::{resolve, ResolveError, ResolvedJob};
+pub use sandbox::{ByteSize, JobNetwork, Limits, Resources, SandboxPolicy};
 pub use status::{InvalidTransition, JobEvent, JobStatus, UnknownStatus};
 pub use tenant::{validate_tenant_name, Tenant, TenantError, TenantRegistry, Tenants, MAX_TENANT_NAME};
 pub use time::Timestamp;

@@ -173,6 +173,21 @@ pub trait JobStore: Send + Sync + 'static {
     /// compares them with the jobs its pipelines hold, to end any that none holds, e.g. a
     /// claim that committed but whose answer was lost with the connection).
     async fn active_ids_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError>;
+    /// **[new]** Image GC (SPEC.md §5.7): records that this deployment pulled `image` onto
+    /// `engine` (an image that was absent before), last used `now`. Only recorded images
+    /// are ever collected.
+    async fn record_image_pull(&self, engine: &str, image: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    /// **[new]** A job is about to use `image` on `engine`: a recorded image's `last_used`
+    /// becomes `now` (an image gostint did not pull stays unrecorded).
+    async fn touch_image(&self, engine: &str, image: &str, now: Timestamp) -> Result<(), StoreError>;
+
+    /// **[new]** The recorded images of `engine` last used before `cutoff`.
+    async fn images_unused_since(&self, engine: &str, cutoff: Timestamp) -> Result<Vec<String>, StoreError>;
+
+    /// **[new]** Forgets a recorded image if it is still unused since `cutoff` (one
+    /// conditional statement); true if it was forgotten, and may now be removed.
+    async fn forget_image(&self, engine: &str, image: &str, cutoff: Timestamp) -> Result<bool, StoreError>;
 }
 
 /// Something that happened in the store which may let a node claim or kill.
@@ -216,6 +231,16 @@ pub struct ContainerSpec {
     pub ca_bind: Option<String>,
     /// Files gostint wrote for this job (secrets file, patched passwd), bound read-only.
     pub files: Vec<BindFile>,
+    /// **[new]** Capabilities added back (all others are always dropped; `no-new-privileges`
+    /// and Docker's init process are always on).
+    pub cap_add: Vec<String>,
+    /// **[new]** pids, memory (swap equal) and CPU limits; `None` = the engine's defaults
+    /// (tests of the runtime only: the worker always sets them).
+    pub limits: Option<crate::Limits>,
+    /// **[new]** The network to attach to (`bridge`, `none`, a name); empty = the engine's default.
+    pub network: String,
+    /// **[new]** The engine's json-file log `max-size` in bytes (two files); `0` = unbounded.
+    pub log_max_size: u64,
 }
 
 /// A host file bound read-only into a container.
@@ -337,6 +362,28 @@ pub trait ContainerRuntime: Send + Sync + 'static {
             sink(LogChunk::Stderr(logs.stderr));
         }
         Ok(())
+    }
+    /// **[new]** Whether the kernel's OOM killer ended the (exited) container. An engine
+    /// that cannot tell answers false.
+    async fn oom_killed(&self, _id: &str) -> Result<bool, RuntimeError> {
+        Ok(false)
+    }
+
+    /// **[new]** Makes sure a user-defined bridge network `name` exists (created with the
+    /// label `gostint.network=tenant` when absent; a concurrent create is not an error).
+    async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {
+        Err(RuntimeError::new(RuntimeErrorKind::Other, format!("this engine cannot create network {name}")))
+    }
+
+    /// **[new]** A stable id of the engine (image GC records pulls per engine).
+    async fn engine_id(&self) -> Result<String, RuntimeError> {
+        Err(RuntimeError::new(RuntimeErrorKind::Other, "this engine has no id"))
+    }
+
+    /// **[new]** Removes a local image by reference, never forcibly: an image a container
+    /// still uses stays (`Ok(false)`), as does one already gone (`Ok(false)`).
+    async fn remove_image(&self, image: &str) -> Result<bool, RuntimeError> {
+        Err(RuntimeError::new(RuntimeErrorKind::Other, format!("this engine cannot remove image {image}")))
     }
 }
 

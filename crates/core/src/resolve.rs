@@ -3,7 +3,7 @@
 
 use crate::content::{decode_content, inspect_content, ContentError};
 use crate::refs::{ImageRef, InvalidImageRef, InvalidPullPolicy, InvalidSecretFileType, UnparseableSecretRef};
-use crate::{JobDefinition, PullPolicy, SecretFileType, SecretRef};
+use crate::{JobDefinition, PullPolicy, Resources, SecretFileType, SecretRef};
 
 /// A job definition after layering, with every field checked.
 #[derive(Clone, Debug)]
@@ -28,6 +28,8 @@ pub struct ResolvedJob {
     pub cont_on_warnings: bool,
     /// Docker `Tty`.
     pub tty: bool,
+    /// The job's resources request (payload → outer, per field).
+    pub resources: Resources,
     outer_refs: Vec<String>,
     content_refs: Vec<String>,
     payload_refs: Vec<String>,
@@ -113,6 +115,11 @@ pub fn resolve(
         env_vars: first_vec(&p.env_vars, &outer.env_vars),
         cont_on_warnings: p.cont_on_warnings || outer.cont_on_warnings,
         tty: p.tty || outer.tty,
+        resources: Resources {
+            pids: p.resources.pids.or(outer.resources.pids),
+            memory: p.resources.memory.or(outer.resources.memory),
+            cpus: p.resources.cpus.or(outer.resources.cpus),
+        },
         outer_refs: outer.secret_refs.clone(),
         content_refs: meta.secret_refs,
         payload_refs: p.secret_refs.clone(),

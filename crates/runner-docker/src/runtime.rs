@@ -8,11 +8,11 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, HostConfig, Mount, MountType};
+use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig, Mount, MountType, NetworkCreateRequest};
 use bollard::query_parameters::{
     CreateImageOptionsBuilder, DownloadFromContainerOptionsBuilder, KillContainerOptionsBuilder,
-    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, StopContainerOptionsBuilder,
-    UploadToContainerOptionsBuilder,
+    ListContainersOptionsBuilder, LogsOptionsBuilder, RemoveContainerOptionsBuilder, RemoveImageOptionsBuilder,
+    StopContainerOptionsBuilder, UploadToContainerOptionsBuilder,
 };
 use bollard::{BollardRequest, Docker};
 use bytes::Bytes;
@@ -245,6 +245,26 @@ impl ContainerRuntime for DockerRuntime {
                         })
                         .collect()
                 }),
+                // The sandbox (SPEC.md §11): not optional. Every capability dropped but the
+                // operator's add-back list; setuid binaries grant nothing; Docker's init
+                // forwards signals and reaps zombies.
+                cap_drop: Some(vec!["ALL".into()]),
+                cap_add: non_empty(&spec.cap_add),
+                security_opt: Some(vec!["no-new-privileges:true".into()]),
+                init: Some(true),
+                pids_limit: spec.limits.map(|l| l.pids),
+                memory: spec.limits.map(|l| i64::try_from(l.memory).unwrap_or(i64::MAX)),
+                // Swap equal to memory: no swap on top of the limit.
+                memory_swap: spec.limits.map(|l| i64::try_from(l.memory).unwrap_or(i64::MAX)),
+                nano_cpus: spec.limits.map(|l| l.nano_cpus()),
+                network_mode: non_blank(&spec.network),
+                log_config: (spec.log_max_size > 0).then(|| HostConfigLogConfig {
+                    typ: Some("json-file".into()),
+                    config: Some(HashMap::from([
+                        ("max-size".to_string(), spec.log_max_size.to_string()),
+                        ("max-file".to_string(), "2".to_string()),
+                    ])),
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -461,6 +481,73 @@ impl ContainerRuntime for DockerRuntime {
             }
         }
         Ok(())
+    }
+
+    async fn oom_killed(&self, id: &str) -> Result<bool, RuntimeError> {
+        self.timed("container inspect", self.call_timeout, async {
+            let inspected = self.docker.inspect_container(id, None).await.map_err(container_err)?;
+            Ok(inspected.state.and_then(|s| s.oom_killed).unwrap_or(false))
+        })
+        .await
+    }
+
+    async fn ensure_network(&self, name: &str) -> Result<(), RuntimeError> {
+        self.timed("network create", self.call_timeout, async {
+            match self.docker.inspect_network(name, None).await {
+                Ok(_) => return Ok(()),
+                Err(e) if status_of(&e) == Some(404) => {}
+                Err(e) => return Err(to_runtime(&e, RuntimeErrorKind::Other)),
+            }
+            let request = NetworkCreateRequest {
+                name: name.to_string(),
+                driver: Some("bridge".into()),
+                labels: Some(HashMap::from([("gostint.network".to_string(), "tenant".to_string())])),
+                ..Default::default()
+            };
+            match self.docker.create_network(request).await {
+                Ok(_) => {
+                    debug!(network = %name, "network created");
+                    Ok(())
+                }
+                // Another job (or node) created it meanwhile.
+                Err(e) if status_of(&e) == Some(409) => Ok(()),
+                Err(e) => Err(to_runtime(&e, RuntimeErrorKind::Other)),
+            }
+        })
+        .await
+    }
+
+    async fn engine_id(&self) -> Result<String, RuntimeError> {
+        let info = self
+            .timed("info", self.call_timeout, async {
+                self.docker.info().await.map_err(|e| to_runtime(&e, RuntimeErrorKind::Other))
+            })
+            .await?;
+        // The daemon's id; an engine without one is known by its address.
+        Ok(info.id.filter(|id| !id.is_empty()).unwrap_or_else(|| self.host.clone()))
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<bool, RuntimeError> {
+        let options = RemoveImageOptionsBuilder::default().force(false).build();
+        self.timed("image remove", self.call_timeout, async {
+            // The engine would merely untag an image with other tags that a container uses:
+            // keep any image a container (running or not) was made from.
+            let filters = HashMap::from([("ancestor".to_string(), vec![image.to_string()])]);
+            let users = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+            match self.docker.list_containers(Some(users)).await {
+                Ok(list) if !list.is_empty() => return Ok(false),
+                Ok(_) => {}
+                Err(e) if status_of(&e) == Some(404) => return Ok(false),
+                Err(e) => return Err(to_runtime(&e, RuntimeErrorKind::Other)),
+            }
+            match self.docker.remove_image(image, Some(options), None).await {
+                Ok(_) => Ok(true),
+                // 409: a container (running or not) still uses it; 404: already gone.
+                Err(e) if matches!(status_of(&e), Some(404 | 409)) => Ok(false),
+                Err(e) => Err(to_runtime(&e, RuntimeErrorKind::Other)),
+            }
+        })
+        .await
     }
 }
 

@@ -148,6 +148,11 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         .await
         .context("connecting to the Docker engine (DOCKER_HOST)")?;
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(runtime);
+    // Image GC records pulls under the engine's id (SPEC.md §5.7); empty = GC off.
+    let gc_engine = match settings.image_gc_age {
+        Some(_) => runtime.engine_id().await.context("reading the Docker engine's id for image GC")?,
+        None => String::new(),
+    };
 
     let mut vcfg = gostint_vault::VaultConfig::new(settings.vault.addr.clone());
     vcfg.ca_cert = settings.vault.ca_cert.clone();
@@ -204,6 +209,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         kill_grace: settings.kill_grace,
         max_content_unpacked: settings.max_content,
         tenants: tenants.clone(),
+        sandbox: settings.sandbox.clone(),
+        gc_engine: gc_engine.clone(),
     };
     let worker = Worker::new(
         ports,
@@ -229,6 +236,15 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     };
     housekeeping.recover(matches!(settings.store, StoreKind::Sqlite(_)), previous_run).await?;
     tracker.spawn(housekeeping.run(cancel.child_token()));
+    if let Some(age) = settings.image_gc_age {
+        tracker.spawn(gostint_worker::image_gc::run(
+            store.clone(),
+            runtime.clone(),
+            gc_engine.clone(),
+            age,
+            cancel.child_token(),
+        ));
+    }
     // Wake-ups other nodes cause (PostgreSQL LISTEN/NOTIFY); a no-op for SQLite.
     let sink_worker = worker.clone();
     let sink_live = live.clone();

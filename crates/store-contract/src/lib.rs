@@ -148,6 +148,7 @@ macro_rules! __with_every_check {
             tenant_max_running_caps_each_tenant,
             count_queued_counts_one_tenant,
             active_ids_on_lists_this_nodes_running_and_stopping_jobs,
+            image_gc_sees_only_recorded_images_per_engine_unused_since_the_cutoff,
         }
     };
 }
@@ -259,6 +260,11 @@ fn full_definition(qname: &str) -> JobDefinition {
         secret_file_type: "json".into(),
         cont_on_warnings: true,
         tty: true,
+        resources: gostint_core::Resources {
+            pids: Some(64),
+            memory: Some(gostint_core::ByteSize(64 << 20)),
+            cpus: Some(0.5),
+        },
     }
 }
 
@@ -1240,4 +1246,31 @@ pub async fn active_ids_on_lists_this_nodes_running_and_stopping_jobs(s: Subject
     assert!(s.store.mark_stopping(&stopping).await.expect("mark_stopping"));
     assert_eq!(s.store.active_ids_on(&node_a()).await.expect("active_ids_on"), vec![running, stopping]);
     assert_eq!(s.store.active_ids_on(&NodeId::new("nobody")).await.expect("active_ids_on"), vec![]);
+}
+
+// ---------------------------------------------------------------- image GC
+
+/// Only pulled images are recorded, per engine; a touch keeps one, an unrecorded image is
+/// never listed, and forgetting is conditional on still being unused.
+pub async fn image_gc_sees_only_recorded_images_per_engine_unused_since_the_cutoff(s: Subject) {
+    let st = &s.store;
+    let t = |ms: i64| Timestamp::from_millis(1_700_000_000_000 + ms);
+    st.record_image_pull("e1", "docker.io/library/a:1", t(0)).await.expect("record");
+    st.record_image_pull("e1", "docker.io/library/b:1", t(0)).await.expect("record");
+    st.record_image_pull("e2", "docker.io/library/a:1", t(0)).await.expect("record");
+    // A touch of an image gostint never pulled records nothing.
+    st.touch_image("e1", "docker.io/library/preexisting:1", t(50)).await.expect("touch");
+    st.touch_image("e1", "docker.io/library/b:1", t(200)).await.expect("touch");
+    // A touch never moves last_used back.
+    st.touch_image("e1", "docker.io/library/b:1", t(10)).await.expect("touch");
+    let old = st.images_unused_since("e1", t(100)).await.expect("list");
+    assert_eq!(old, ["docker.io/library/a:1"]);
+    assert_eq!(st.images_unused_since("e1", t(300)).await.expect("list").len(), 2);
+    assert_eq!(st.images_unused_since("e3", t(300)).await.expect("list"), Vec::<String>::new());
+    // Used again since it was listed: not forgotten.
+    st.touch_image("e1", "docker.io/library/a:1", t(150)).await.expect("touch");
+    assert!(!st.forget_image("e1", "docker.io/library/a:1", t(100)).await.expect("forget"));
+    assert!(st.forget_image("e1", "docker.io/library/a:1", t(160)).await.expect("forget"));
+    assert!(!st.forget_image("e1", "docker.io/library/a:1", t(160)).await.expect("forget"), "once");
+    assert_eq!(st.images_unused_since("e2", t(100)).await.expect("list"), ["docker.io/library/a:1"], "per engine");
 }

@@ -1095,6 +1095,52 @@ impl JobStore for PgJobStore {
         .map_err(backend)?;
         ids.iter().map(|h| h.parse::<JobId>().map_err(|e| StoreError::Corrupt(format!("job id {h:?}: {e}")))).collect()
     }
+
+    async fn record_image_pull(&self, engine: &str, image: &str, now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO pulled_images (engine, image, last_used) VALUES ($1, $2, $3)
+             ON CONFLICT (engine, image) DO UPDATE SET last_used = GREATEST(pulled_images.last_used, excluded.last_used)",
+        )
+        .bind(text(engine))
+        .bind(text(image))
+        .bind(now.millis())
+        .execute(&self.pool())
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn touch_image(&self, engine: &str, image: &str, now: Timestamp) -> Result<(), StoreError> {
+        sqlx::query("UPDATE pulled_images SET last_used = $3 WHERE engine = $1 AND image = $2 AND last_used < $3")
+            .bind(text(engine))
+            .bind(text(image))
+            .bind(now.millis())
+            .execute(&self.pool())
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn images_unused_since(&self, engine: &str, cutoff: Timestamp) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT image FROM pulled_images WHERE engine = $1 AND last_used < $2 ORDER BY image")
+            .bind(text(engine))
+            .bind(cutoff.millis())
+            .fetch_all(&self.pool())
+            .await
+            .map_err(backend)?;
+        rows.iter().map(|r| r.try_get::<String, _>("image").map_err(backend)).collect()
+    }
+
+    async fn forget_image(&self, engine: &str, image: &str, cutoff: Timestamp) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM pulled_images WHERE engine = $1 AND image = $2 AND last_used < $3")
+            .bind(text(engine))
+            .bind(text(image))
+            .bind(cutoff.millis())
+            .execute(&self.pool())
+            .await
+            .map_err(backend)?;
+        Ok(done.rows_affected() > 0)
+    }
 }
 
 /// Sends a notification inside `tx` (delivered at commit, identical ones merged).

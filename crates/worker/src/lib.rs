@@ -8,6 +8,7 @@
 #![warn(missing_docs)]
 
 mod dispatcher;
+pub mod image_gc;
 mod job_files;
 pub mod live;
 pub mod pipeline;

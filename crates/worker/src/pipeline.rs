@@ -10,8 +10,9 @@ use gostint_core::content::{files_tar, parse_metadata, patch_passwd};
 use gostint_core::secrets::render_secrets;
 use gostint_core::{
     resolve, ContainerRuntime, ContainerSpec, JobDefinition, JobRecord, JobStatus, JobStore, JobVault, NodeId, Outcome,
-    PullPolicy, ResolvedJob, RuntimeErrorKind, SecretRef, Timestamp,
+    PullPolicy, ResolvedJob, RuntimeErrorKind, SandboxPolicy, SecretRef, Timestamp,
 };
+use gostint_core::{ByteSize, JobNetwork, Limits};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
@@ -45,6 +46,11 @@ pub struct PipelineConfig {
     /// tenant's transit key. (`role_id`/`role_name` above are the single-tenant fallback's
     /// source and no longer read by the pipeline.)
     pub tenants: gostint_core::TenantRegistry,
+    /// The job sandbox: limits, capabilities, network, image allow-list (SPEC.md §11).
+    pub sandbox: SandboxPolicy,
+    /// The engine's id under which pulls are recorded for image GC; empty = GC off, nothing
+    /// recorded.
+    pub gc_engine: String,
 }
 
 /// The ports a run uses.
@@ -268,13 +274,32 @@ async fn execute(
         Err(e) => return failed(format!("gostint internal error while inspecting the job: {e}")),
     };
 
-    // The image's id: files read from it once stay true for every job that uses it.
-    let image_id = match local_image(ports, &resolved).await {
+    // The sandbox's own checks, still before any engine call.
+    if let Err(e) = cfg.sandbox.check_image(&resolved.image) {
+        return failed(e.to_string());
+    }
+    let limits = match cfg.sandbox.limits(&resolved.resources) {
+        Ok(l) => l,
+        Err(e) => return failed(e.to_string()),
+    };
+    let network = cfg.sandbox.network.for_tenant(job_tenant(cfg, job));
+    if cfg.sandbox.network == JobNetwork::Tenant {
+        if let Err(e) = ports.runtime.ensure_network(&network).await {
+            return failed(format!("Run container failed: network {network}: {e}"));
+        }
+    }
+
+    // The image's id: files read from it once stay true for every job that uses it. Image
+    // GC keeps away until the container exists.
+    let gc_guard = crate::image_gc::using().await;
+    let image_id = match local_image(ports, cfg, &resolved).await {
         Ok(id) => id,
         Err(o) => return o,
     };
     let known = ports.files.image(&image_id);
     let mut spec = container_spec(cfg, job, &resolved, &token, &image_id);
+    spec.limits = Some(limits);
+    spec.network = network;
     let secrets_path = format!("/{}", resolved.secret_file_type.path());
 
     // With the image's files known, the secrets are read before the create and bound into
@@ -340,6 +365,7 @@ async fn execute(
         (id, Some(files))
     };
     left.container_id = Some(container_id.clone());
+    drop(gc_guard);
     if let Err(e) = ports.store.set_container(&job.id, &resolved.image.to_string(), &container_id).await {
         warn!(job_id = %job.id, error = %e, "could not record the container id");
     }
@@ -361,13 +387,25 @@ async fn execute(
         return failed(SHUTDOWN_KILLED);
     }
 
-    run_container(ports, cfg, job, &container_id, resolved.tty, left, abort).await
+    run_container(ports, cfg, job, &container_id, resolved.tty, left, abort, &limits).await
+}
+
+/// The tenant a job runs for, which names its network under `GOSTINT_JOB_NETWORK=tenant`:
+/// the AppRole its secret-id was issued for (SPEC.md §10), recorded at submission.
+fn job_tenant<'a>(_cfg: &'a PipelineConfig, job: &'a JobRecord) -> &'a str {
+    &job.tenant
 }
 
 /// The engine's id of the job's image, pulled first when the policy says so (`Always`) or
 /// when the engine does not have it (`IfNotPresent`).
-async fn local_image(ports: &Ports, r: &ResolvedJob) -> Result<String, Outcome> {
+async fn local_image(ports: &Ports, cfg: &PipelineConfig, r: &ResolvedJob) -> Result<String, Outcome> {
     let name = r.image.to_string();
+    if !cfg.gc_engine.is_empty() && crate::image_gc::touch_due(&name) {
+        // Keeps an image gostint pulled from image GC; records nothing for others.
+        if let Err(e) = ports.store.touch_image(&cfg.gc_engine, &name, Timestamp::now()).await {
+            warn!(image = %name, error = %e, "could not record the image's use");
+        }
+    }
     if r.pull_policy == PullPolicy::Always {
         ports.runtime.ensure_image(&r.image, r.pull_policy).await.map_err(|e| failed(e.to_string()))?;
     }
@@ -375,6 +413,13 @@ async fn local_image(ports: &Ports, r: &ResolvedJob) -> Result<String, Outcome> 
         return Ok(id);
     }
     ports.runtime.ensure_image(&r.image, r.pull_policy).await.map_err(|e| failed(e.to_string()))?;
+    // Absent before this pull: gostint's own, so image GC may remove it one day. (An
+    // `Always` pull of an image that was already there is not recorded: it was present.)
+    if !cfg.gc_engine.is_empty() {
+        if let Err(e) = ports.store.record_image_pull(&cfg.gc_engine, &name, Timestamp::now()).await {
+            warn!(image = %name, error = %e, "could not record the image pull for image GC");
+        }
+    }
     match ports.runtime.image_id(&name).await.map_err(|e| failed(e.to_string()))? {
         Some(id) => Ok(id),
         None => Err(failed(format!("image {name} is not on the engine after its pull"))),
@@ -562,6 +607,10 @@ fn container_spec(
         labels: vec![("gostint.job_id".into(), job.id.to_string()), ("gostint.node_uuid".into(), cfg.node.to_string())],
         ca_bind: cfg.vault_cacert.clone(),
         files: Vec::new(),
+        cap_add: cfg.sandbox.cap_add.clone(),
+        limits: Some(cfg.sandbox.defaults),
+        network: String::new(),
+        log_max_size: cfg.sandbox.log_max_size,
     }
 }
 
@@ -644,6 +693,7 @@ async fn run_container(
     tty: bool,
     left: &mut Leftovers,
     abort: &CancellationToken,
+    limits: &Limits,
 ) -> Outcome {
     if let Err(e) = ports.runtime.start(container_id).await {
         return failed(format!("Run container failed: {e}"));
@@ -724,6 +774,17 @@ async fn run_container(
             false
         }
     };
+    // The kernel's OOM killer ends the job with SIGKILL (137): say so. Only a non-zero exit
+    // is looked at (a job whose child was killed but which itself succeeded succeeded).
+    let oom = code != 0
+        && matches!(ended, Ended::Exited(_))
+        && match ports.runtime.oom_killed(container_id).await {
+            Ok(oom) => oom,
+            Err(e) => {
+                warn!(job_id = %job.id, error = %e, "could not inspect the container for an OOM kill");
+                false
+            }
+        };
     if !followed {
         // Read everything again after the exit, and store it whole.
         let logs = match ports.runtime.logs(container_id, tty, cfg.max_output).await {
@@ -742,6 +803,8 @@ async fn run_container(
         live.note(&format!("\njob timed out after {}s", limit.as_secs()));
     } else if aborted {
         live.note(&format!("\n{SHUTDOWN_KILLED}"));
+    } else if oom {
+        live.note(&format!("\njob killed: out of memory (limit {})", ByteSize(limits.memory)));
     }
     let (output, stderr) = live.texts();
     let mut outcome = Outcome {
@@ -750,7 +813,7 @@ async fn run_container(
         stderr,
         return_code: code,
     };
-    if timed_out || aborted || kill_requested(ports, job).await {
+    if timed_out || aborted || oom || kill_requested(ports, job).await {
         // A kill always ends `failed`, even when the container exits 0.
         outcome.status = JobStatus::Failed;
     }

@@ -29,7 +29,9 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 #[tokio::test]
 async fn put_archive_unpacks_gzip_and_plain_tars_at_the_root() {
     let Some(h) = harness().await else { return };
-    let spec = h.spec(&["sh", "-c", "cat /work/hello.txt /plain.txt; stat -c '%u:%g %a' /work/hello.txt"]);
+    // As jobs run: uid 2001 (root without capabilities could not read the 0640 file).
+    let mut spec = h.spec(&["sh", "-c", "cat /work/hello.txt /plain.txt; stat -c '%u:%g %a' /work/hello.txt"]);
+    spec.user = "2001:2001".into();
     let id = h.rt.create(&spec).await.unwrap();
 
     h.rt.put_archive(&id, gzip(&tar_with(&[("work/hello.txt", "hello from gzip\n", 0o640)]))).await.unwrap();

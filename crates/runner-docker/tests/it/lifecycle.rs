@@ -9,8 +9,8 @@ use crate::{harness, LABEL, QUICK};
 #[tokio::test]
 async fn stop_ends_a_sleeping_container_after_the_grace_period() {
     let Some(h) = harness().await else { return };
-    // `sleep` as PID 1 ignores SIGTERM, so this also exercises the kill.
-    let id = h.rt.create(&h.spec(&["sleep", "300"])).await.unwrap();
+    // The job ignores SIGTERM (Docker's init forwards it), so this also exercises the kill.
+    let id = h.rt.create(&h.spec(&["sh", "-c", "trap '' TERM; sleep 300"])).await.unwrap();
     h.rt.start(&id).await.unwrap();
     let t = Instant::now();
 

@@ -154,6 +154,8 @@ fn pipeline_config() -> PipelineConfig {
         kill_grace: Duration::from_secs(1),
         max_content_unpacked: 1 << 20,
         tenants: gostint_core::TenantRegistry::new(gostint_core::Tenants::single(None, "rid".into())),
+        sandbox: Default::default(),
+        gc_engine: String::new(),
     }
 }
 

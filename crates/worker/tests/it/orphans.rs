@@ -127,6 +127,18 @@ impl JobStore for CutAfterClaim {
     ) -> Result<bool, StoreError> {
         self.inner.append_output(id, node, stdout, stderr, replace).await
     }
+    async fn record_image_pull(&self, engine: &str, image: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.record_image_pull(engine, image, now).await
+    }
+    async fn touch_image(&self, engine: &str, image: &str, now: Timestamp) -> Result<(), StoreError> {
+        self.inner.touch_image(engine, image, now).await
+    }
+    async fn images_unused_since(&self, engine: &str, cutoff: Timestamp) -> Result<Vec<String>, StoreError> {
+        self.inner.images_unused_since(engine, cutoff).await
+    }
+    async fn forget_image(&self, engine: &str, image: &str, cutoff: Timestamp) -> Result<bool, StoreError> {
+        self.inner.forget_image(engine, image, cutoff).await
+    }
 }
 
 struct CutHarness {
