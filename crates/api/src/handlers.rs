@@ -35,6 +35,11 @@ impl Caller {
     fn may_see(&self, job: &JobRecord) -> bool {
         self.admin || job.owner == self.owner
     }
+
+    /// Who this caller is, for audit events (the tenant goes here once tenants exist).
+    fn actor(&self) -> crate::audit::Actor<'_> {
+        crate::audit::Actor { identity: self.owner.as_str(), admin: self.admin, tenant: None }
+    }
 }
 
 /// One `lookup-self` per request, no caching (a use-limited token spends one use).
@@ -120,7 +125,7 @@ pub(crate) async fn submit(State(state): State<AppState>, caller: Caller, body: 
     let job = NewJob {
         id,
         qname: qname.clone(),
-        owner: caller.owner,
+        owner: caller.owner.clone(),
         submitted,
         definition,
         wrap_secret_id: req.wrap_secret_id,
@@ -129,6 +134,7 @@ pub(crate) async fn submit(State(state): State<AppState>, caller: Caller, body: 
     state.store.enqueue(job).await.map_err(ApiError::store)?;
     state.node.wake();
     info!(job_id = %id, qname = %qname, "job queued");
+    crate::audit::record("submit", &caller.actor(), &id, "queued");
     Ok(JsonLine(Submitted { _id: id.to_string(), status: "queued", qname }).into_response())
 }
 
@@ -203,7 +209,14 @@ pub(crate) async fn delete(
     caller: Caller,
     JobIdParam(id): JobIdParam,
 ) -> Result<Response, ApiError> {
-    match state.store.delete(&id, caller.visibility()).await.map_err(ApiError::store)? {
+    let outcome = state.store.delete(&id, caller.visibility()).await.map_err(ApiError::store)?;
+    let said = match outcome {
+        gostint_core::DeleteOutcome::Deleted => "deleted",
+        gostint_core::DeleteOutcome::NotFound => "not found",
+        gostint_core::DeleteOutcome::Active => "refused: active",
+    };
+    crate::audit::record("delete", &caller.actor(), &id, said);
+    match outcome {
         gostint_core::DeleteOutcome::Deleted => Ok(JsonLine(Deleted { _id: id.to_string() }).into_response()),
         gostint_core::DeleteOutcome::NotFound => Err(ApiError::NotFound),
         gostint_core::DeleteOutcome::Active => Err(ApiError::BadJob("Cannot delete a running/stopping job".into())),
@@ -224,12 +237,13 @@ pub(crate) async fn kill(
     caller: Caller,
     JobIdParam(id): JobIdParam,
 ) -> Result<Response, ApiError> {
-    let outcome = state
-        .store
-        .request_kill(&id, caller.visibility(), Timestamp::now())
-        .await
-        .map_err(ApiError::store)?
-        .ok_or(ApiError::NotFound)?;
+    let outcome =
+        state.store.request_kill(&id, caller.visibility(), Timestamp::now()).await.map_err(ApiError::store)?;
+    let Some(outcome) = outcome else {
+        crate::audit::record("kill", &caller.actor(), &id, "not found");
+        return Err(ApiError::NotFound);
+    };
+    crate::audit::record("kill", &caller.actor(), &id, &format!("requested (was {})", outcome.previous));
     if outcome.previous.is_active() {
         state.node.wake_kills();
     }

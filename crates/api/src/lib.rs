@@ -5,8 +5,10 @@
 //! [`AppState`]. Start at [`router`].
 #![warn(missing_docs)]
 
+mod audit;
 mod error;
 mod handlers;
+pub mod ops;
 mod view;
 
 use std::sync::Arc;

@@ -94,6 +94,10 @@ pub mod env {
     pub const VAULT_CLIENT_TIMEOUT: &str = "VAULT_CLIENT_TIMEOUT";
     /// Accepted but ignored (with a warning), as in the original's later versions.
     pub const IGNORED: &[&str] = &["GOSTINT_DBAUTH_TOKEN", "GOSTINT_RUN_ROLENAME"];
+    /// A static bearer token (`Authorization: Bearer <token>`) that reads
+    /// `/v1/api/metrics` even with `GOSTINT_PROTECT_STATUS=1`, for Prometheus, which cannot
+    /// renew a Vault token. Unset (the default): no scrape token. Redacted by `config show`.
+    pub const METRICS_TOKEN: &str = "GOSTINT_METRICS_TOKEN";
 }
 
 /// A setting that cannot be used; the message names the variable.
@@ -227,6 +231,8 @@ pub struct Settings {
     pub stale_after: Duration,
     /// Variables that were set but are ignored (the server warns).
     pub ignored_set: Vec<&'static str>,
+    /// `GOSTINT_METRICS_TOKEN`.
+    pub metrics_token: Option<secrecy::SecretString>,
 }
 
 /// Where values come from: the process environment, or a map in tests.
@@ -427,6 +433,7 @@ impl Settings {
             retention: duration(env::RETENTION, "6h")?,
             stale_after: duration(env::STALE_AFTER, "5m")?,
             ignored_set: env::IGNORED.iter().copied().filter(|v| get(v).is_some()).collect(),
+            metrics_token: get(env::METRICS_TOKEN).map(|t| secrecy::SecretString::from(t.trim().to_string())),
         })
     }
 }

@@ -28,3 +28,10 @@ pub use refs::{
 pub use resolve::{resolve, ResolveError, ResolvedJob};
 pub use status::{InvalidTransition, JobEvent, JobStatus, UnknownStatus};
 pub use time::Timestamp;
+
+/// The git commit this build was made from (from `git` at build time, or the
+/// `GOSTINT_BUILD_COMMIT` variable of the build; `unknown` outside a checkout).
+pub const BUILD_COMMIT: &str = env!("GOSTINT_BUILD_COMMIT");
+
+/// `<version> (commit <commit>)`, what `--version` prints for both binaries.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("GOSTINT_BUILD_COMMIT"), ")");

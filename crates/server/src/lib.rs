@@ -6,6 +6,7 @@
 #![warn(missing_docs)]
 
 mod node_state;
+pub mod ops_cli;
 mod tls;
 
 use std::net::SocketAddr;
@@ -35,6 +36,7 @@ pub struct Server {
     /// The worker (running count for drains).
     pub worker: Arc<Worker>,
     store: Arc<dyn JobStore>,
+    tls_files: Option<(axum_server::tls_rustls::RustlsConfig, std::path::PathBuf, std::path::PathBuf)>,
     _state_dir: node_state::NodeStateDir,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -54,6 +56,21 @@ impl Server {
         if let Err(e) = self.store.deregister(&self.node).await {
             warn!(error = %e, "could not deregister this node");
         }
+    }
+
+    /// Reloads the certificate and key from their files (SIGHUP): new connections get the
+    /// new pair, open ones keep theirs. A pair that does not load leaves the old one serving.
+    ///
+    /// # Errors
+    /// Plain HTTP, or the files do not load.
+    pub async fn reload_tls(&self) -> anyhow::Result<()> {
+        let Some((config, cert, key)) = &self.tls_files else {
+            anyhow::bail!("plain HTTP: there is no certificate to reload");
+        };
+        config
+            .reload_from_pem_file(cert, key)
+            .await
+            .with_context(|| format!("reloading TLS cert {} and key {}", cert.display(), key.display()))
     }
 
     /// The base URL (`https://127.0.0.1:port`).
@@ -124,8 +141,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     vcfg.skip_verify = settings.vault.skip_verify;
     vcfg.namespace = settings.vault.namespace.clone();
     vcfg.timeout = settings.vault.timeout;
-    let vault: Arc<dyn JobVault> =
-        Arc::new(gostint_vault::VaultClient::new(&vcfg).context("building the Vault client (VAULT_*)")?);
+    let vault_client = Arc::new(gostint_vault::VaultClient::new(&vcfg).context("building the Vault client (VAULT_*)")?);
+    let vault: Arc<dyn JobVault> = vault_client.clone();
 
     let store = open_store(settings).await?;
 
@@ -221,7 +238,21 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         }),
         metrics,
     };
-    let app = gostint_api::router(app_state);
+    // The API's engine `info` (health, readyz) is cached; the worker's calls are not.
+    let app_state = AppState {
+        runtime: Arc::new(gostint_api::ops::CachedEngineInfo::new(app_state.runtime.clone(), Duration::from_secs(5))),
+        ..app_state
+    };
+    let probe_client = vault_client.clone();
+    let ops = gostint_api::ops::OpsConfig {
+        metrics_token: settings.metrics_token.as_ref().map(|t| secrecy::ExposeSecret::expose_secret(t).to_string()),
+        vault_probe: Arc::new(move || {
+            let c = probe_client.clone();
+            Box::pin(async move { c.health().await.map_err(|e| e.message) })
+        }),
+        probe_timeout: Duration::from_secs(3),
+    };
+    let app = gostint_api::ops::wrap(gostint_api::router(app_state.clone()), app_state, ops);
 
     let addr: SocketAddr = format!("{}:{}", settings.bind, settings.port).parse().with_context(|| {
         format!("GOSTINT_BIND/GOSTINT_PORT: {}:{} is not a socket address", settings.bind, settings.port)
@@ -230,6 +261,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     listener.set_nonblocking(true).context("setting the listener non-blocking")?;
     let bound = listener.local_addr().context("reading the bound address")?;
     let http = axum_server::Handle::new();
+    let mut tls_files = None;
     let https = match &settings.tls {
         Tls::Plain => {
             let server = axum_server::from_tcp(listener).handle(http.clone());
@@ -247,6 +279,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
             let config = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .with_context(|| format!("loading TLS cert {} and key {}", cert.display(), key.display()))?;
+            tls_files = Some((config.clone(), cert.clone(), key.clone()));
             let server = axum_server::from_tcp_rustls(listener, config).handle(http.clone());
             tracker.spawn(async move {
                 if let Err(e) = server.serve(app.into_make_service()).await {
@@ -264,6 +297,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         state,
         worker,
         store: store_for_server,
+        tls_files,
         _state_dir: state_dir,
         cancel,
         tracker,
@@ -374,8 +408,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .context("installing the SIGTERM handler")?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("installing the SIGINT handler")?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     loop {
         tokio::select! {
+            _ = hup.recv() => match server.reload_tls().await {
+                Ok(()) => info!("SIGHUP: certificate reloaded"),
+                Err(e) => warn!(error = format!("{e:#}"), "SIGHUP: certificate not reloaded; the previous one still serves"),
+            },
             _ = int.recv() => {
                 server.state.drain();
                 info!("SIGINT: draining (no new claims); send SIGTERM to exit");
