@@ -5,6 +5,7 @@
 //! settings of their own and get the bound address back.
 #![warn(missing_docs)]
 
+mod instrument;
 mod node_state;
 pub mod ops_cli;
 mod tls;
@@ -151,6 +152,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     let previous_run = state_dir.swap_node_id(&node)?;
     let state = Arc::new(NodeState::default());
     let metrics = gostint_metrics::Metrics::new();
+    // Every Vault and Docker call of this node is timed and its failures counted.
+    let runtime: Arc<dyn ContainerRuntime> =
+        Arc::new(instrument::MeteredRuntime { inner: runtime, metrics: metrics.clone() });
+    let vault: Arc<dyn JobVault> = Arc::new(instrument::MeteredVault { inner: vault, metrics: metrics.clone() });
     let files = match &settings.job_files_dir {
         None => JobFiles::copy(),
         Some(base) => JobFiles::bind_in(base).with_context(|| {

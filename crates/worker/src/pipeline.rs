@@ -110,6 +110,8 @@ async fn record(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord, outcome: O
         match ports.store.finish(&job.id, &cfg.node, outcome.clone(), Timestamp::now()).await {
             Ok(true) => {
                 ports.metrics.jobs_finished.with_label_values(&[status.as_str()]).inc();
+                let ran_ms = Timestamp::now().millis().saturating_sub(job.started.millis()).max(0);
+                ports.metrics.job_run_seconds.observe(ran_ms as f64 / 1000.0);
                 info!(job_id = %job.id, status = %status, return_code = outcome.return_code, "job ended");
                 return;
             }

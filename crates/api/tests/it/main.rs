@@ -14,6 +14,8 @@ use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 use tower::ServiceExt;
 
+mod ops;
+
 struct FakeVault {
     up: bool,
 }
