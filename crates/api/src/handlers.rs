@@ -98,8 +98,8 @@ async fn read_body(body: Body, max: usize) -> Result<axum::body::Bytes, ApiError
     })
 }
 
-#[derive(Serialize)]
-struct Submitted {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Submitted {
     _id: String,
     status: &'static str,
     qname: String,
@@ -175,8 +175,8 @@ pub(crate) struct ListQuery {
     skip: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ListPage {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ListPage {
     data: Vec<JobView>,
     skip: u64,
     limit: u64,
@@ -198,8 +198,8 @@ pub(crate) async fn list(
     Ok(JsonLine(ListPage { data, skip, limit: PAGE, total }).into_response())
 }
 
-#[derive(Serialize)]
-struct Deleted {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Deleted {
     _id: String,
 }
 
@@ -223,8 +223,8 @@ pub(crate) async fn delete(
     }
 }
 
-#[derive(Serialize)]
-struct Killed {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Killed {
     _id: String,
     container_id: String,
     status: &'static str,
@@ -322,8 +322,8 @@ pub(crate) async fn health(
     }
 }
 
-#[derive(Serialize)]
-struct VaultInfo {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct VaultInfo {
     vault_addr: String,
     vault_external_addr: String,
 }

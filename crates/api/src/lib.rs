@@ -8,6 +8,7 @@
 mod audit;
 mod error;
 mod handlers;
+pub mod openapi;
 pub mod ops;
 mod view;
 

@@ -14,6 +14,7 @@ use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 use tower::ServiceExt;
 
+mod openapi;
 mod ops;
 
 struct FakeVault {

@@ -11,7 +11,7 @@ use super::*;
 
 /// An engine that answers `info` and counts the calls; nothing else is asked of it here.
 #[derive(Default)]
-struct UpRuntime {
+pub(crate) struct UpRuntime {
     info_calls: AtomicUsize,
 }
 
@@ -69,12 +69,12 @@ impl NodeControl for Draining {
     fn wake_kills(&self) {}
 }
 
-struct Opts {
-    runtime: Arc<dyn ContainerRuntime>,
-    vault_up: bool,
-    draining: bool,
-    protect_status: bool,
-    metrics_token: Option<&'static str>,
+pub(crate) struct Opts {
+    pub(crate) runtime: Arc<dyn ContainerRuntime>,
+    pub(crate) vault_up: bool,
+    pub(crate) draining: bool,
+    pub(crate) protect_status: bool,
+    pub(crate) metrics_token: Option<&'static str>,
 }
 
 impl Default for Opts {
@@ -89,7 +89,7 @@ impl Default for Opts {
     }
 }
 
-async fn ops_app(o: Opts) -> (axum::Router, tempfile::TempDir) {
+pub(crate) async fn ops_app(o: Opts) -> (axum::Router, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let store = gostint_store_sqlite::SqliteJobStore::open_in(dir.path()).await.unwrap();
     let node: Arc<dyn NodeControl> =
@@ -268,7 +268,7 @@ async fn answers_are_gzipped_for_clients_that_ask() {
     let bytes = resp.into_body().collect().await.unwrap().to_bytes();
     let mut text = String::new();
     std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&bytes[..]), &mut text).unwrap();
-    assert!(text.contains("gostint_request_duration_seconds"), "{text}");
+    assert!(text.contains("gostint_build_info{"), "the whole exposition came back: {text}");
     let plain = send(&app, Request::get("/v1/api/metrics").body(Body::empty()).unwrap()).await;
     assert!(plain.headers().get("content-encoding").is_none());
 }
