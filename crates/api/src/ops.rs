@@ -53,12 +53,15 @@ struct OpsState {
     ops: OpsConfig,
 }
 
-/// Adds `/v1/api/livez`, `/v1/api/readyz`, the metrics scrape token, gzip and the access log
+/// Adds `/v1/api/livez`, `/v1/api/readyz`, `/v1/api/openapi.json`, the metrics scrape token, gzip and the access log
 /// with `X-Request-Id` around `router`.
 pub fn wrap(router: Router, app: AppState, ops: OpsConfig) -> Router {
     let state = OpsState { app, ops };
-    let extra =
-        Router::new().route("/v1/api/livez", get(livez)).route("/v1/api/readyz", get(readyz)).with_state(state.clone());
+    let extra = Router::new()
+        .route("/v1/api/livez", get(livez))
+        .route("/v1/api/readyz", get(readyz))
+        .route("/v1/api/openapi.json", get(crate::openapi::serve))
+        .with_state(state.clone());
     router
         .merge(extra)
         .layer(middleware::from_fn_with_state(state, scrape))

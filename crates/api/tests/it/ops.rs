@@ -304,6 +304,9 @@ async fn submit_kill_and_delete_are_audited_with_the_identity_and_never_the_toke
         .with_max_level(tracing::Level::INFO)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
+    // Callsites first hit by another test's thread (no subscriber there) may have cached
+    // "never": recompute now that this subscriber exists.
+    tracing::callsite::rebuild_interest_cache();
 
     let (app, _dir) = ops_app(Opts::default()).await;
     let post = Request::post("/v1/api/job")
