@@ -146,7 +146,7 @@ async fn real_answers_match_the_openapi_document() {
     expect("/v1/api/livez", "get", code, &v);
     let (code, v) = answer(&app, req("GET", "/v1/api/readyz", None, None)).await;
     expect("/v1/api/readyz", "get", code, &v);
-    assert_eq!(seen, 16);
+    assert_eq!(seen, 15, "every answer above was checked");
 
     // The checker can fail: a key the schema does not know is caught.
     let view = answer_schema(&doc, "/v1/api/job/{jobID}", "get", 200);
