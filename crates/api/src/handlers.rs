@@ -40,6 +40,16 @@ impl Caller {
     pub(crate) fn key(&self) -> String {
         self.owner.as_str().to_string()
     }
+
+    /// Who this caller is, for audit events (the tenant goes here once tenants exist).
+    fn actor(&self) -> crate::audit::Actor<'_> {
+        crate::audit::Actor { identity: self.owner.as_str(), admin: self.admin, tenant: None }
+    }
+
+    /// [`Caller::actor`] acting for `tenant` (a submission: the secret-id's AppRole).
+    fn actor_in<'a>(&'a self, tenant: &'a str) -> crate::audit::Actor<'a> {
+        crate::audit::Actor { tenant: Some(tenant), ..self.actor() }
+    }
 }
 
 /// One `lookup-self` per request, no caching (a use-limited token spends one use).
@@ -98,8 +108,8 @@ async fn read_body(body: Body, max: usize) -> Result<axum::body::Bytes, ApiError
     })
 }
 
-#[derive(Serialize)]
-struct Submitted {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Submitted {
     _id: String,
     status: &'static str,
     qname: String,
@@ -127,7 +137,7 @@ pub(crate) async fn submit(State(state): State<AppState>, caller: Caller, body: 
     let job = NewJob {
         id,
         qname: qname.clone(),
-        owner: caller.owner,
+        owner: caller.owner.clone(),
         submitted,
         definition,
         wrap_secret_id: req.wrap_secret_id,
@@ -137,6 +147,7 @@ pub(crate) async fn submit(State(state): State<AppState>, caller: Caller, body: 
     state.store.enqueue(job).await.map_err(ApiError::store)?;
     state.node.wake();
     info!(job_id = %id, qname = %qname, tenant = %tenant, "job queued");
+    crate::audit::record("submit", &caller.actor_in(&tenant), &id, "queued");
     Ok(JsonLine(Submitted { _id: id.to_string(), status: "queued", qname }).into_response())
 }
 
@@ -164,8 +175,8 @@ pub(crate) struct ListQuery {
     skip: Option<String>,
 }
 
-#[derive(Serialize)]
-struct ListPage {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct ListPage {
     data: Vec<JobView>,
     skip: u64,
     limit: u64,
@@ -187,8 +198,8 @@ pub(crate) async fn list(
     Ok(JsonLine(ListPage { data, skip, limit: PAGE, total }).into_response())
 }
 
-#[derive(Serialize)]
-struct Deleted {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Deleted {
     _id: String,
 }
 
@@ -198,15 +209,22 @@ pub(crate) async fn delete(
     caller: Caller,
     JobIdParam(id): JobIdParam,
 ) -> Result<Response, ApiError> {
-    match state.store.delete(&id, caller.visibility()).await.map_err(ApiError::store)? {
+    let outcome = state.store.delete(&id, caller.visibility()).await.map_err(ApiError::store)?;
+    let said = match outcome {
+        gostint_core::DeleteOutcome::Deleted => "deleted",
+        gostint_core::DeleteOutcome::NotFound => "not found",
+        gostint_core::DeleteOutcome::Active => "refused: active",
+    };
+    crate::audit::record("delete", &caller.actor(), &id, said);
+    match outcome {
         gostint_core::DeleteOutcome::Deleted => Ok(JsonLine(Deleted { _id: id.to_string() }).into_response()),
         gostint_core::DeleteOutcome::NotFound => Err(ApiError::NotFound),
         gostint_core::DeleteOutcome::Active => Err(ApiError::BadJob("Cannot delete a running/stopping job".into())),
     }
 }
 
-#[derive(Serialize)]
-struct Killed {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct Killed {
     _id: String,
     container_id: String,
     status: &'static str,
@@ -219,12 +237,13 @@ pub(crate) async fn kill(
     caller: Caller,
     JobIdParam(id): JobIdParam,
 ) -> Result<Response, ApiError> {
-    let outcome = state
-        .store
-        .request_kill(&id, caller.visibility(), Timestamp::now())
-        .await
-        .map_err(ApiError::store)?
-        .ok_or(ApiError::NotFound)?;
+    let outcome =
+        state.store.request_kill(&id, caller.visibility(), Timestamp::now()).await.map_err(ApiError::store)?;
+    let Some(outcome) = outcome else {
+        crate::audit::record("kill", &caller.actor(), &id, "not found");
+        return Err(ApiError::NotFound);
+    };
+    crate::audit::record("kill", &caller.actor(), &id, &format!("requested (was {})", outcome.previous));
     if outcome.previous.is_active() {
         state.node.wake_kills();
     } else {
@@ -306,8 +325,8 @@ pub(crate) async fn health(
     }
 }
 
-#[derive(Serialize)]
-struct VaultInfo {
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct VaultInfo {
     vault_addr: String,
     vault_external_addr: String,
 }

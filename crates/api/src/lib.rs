@@ -5,11 +5,14 @@
 //! [`AppState`]. Start at [`router`].
 #![warn(missing_docs)]
 
+mod audit;
 mod error;
 mod handlers;
 mod tenants;
 mod live;
 mod protect;
+pub mod openapi;
+pub mod ops;
 mod view;
 
 use std::sync::Arc;

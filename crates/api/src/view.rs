@@ -4,7 +4,7 @@ use gostint_core::JobRecord;
 use serde::Serialize;
 
 /// One job as the API shows it.
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct JobView {
     _id: String,
     status: &'static str,

@@ -54,7 +54,7 @@ every job."
 
 /// gostint-client: run a job on gostint through Vault's secure flow, or look at jobs.
 #[derive(Debug, Parser)]
-#[command(name = "gostint-client", version, after_help = AFTER_HELP)]
+#[command(name = "gostint-client", version = gostint_core::VERSION, after_help = AFTER_HELP)]
 pub struct Cli {
     /// The subcommand (`run` when none is given: see [`normalise`]).
     #[command(subcommand)]

@@ -165,6 +165,10 @@ pub mod env {
     /// this long are removed; images that were already on the engine never are. Default
     /// `24h`; `0` disables.
     pub const IMAGE_GC_AGE: &str = "GOSTINT_IMAGE_GC_AGE";
+    /// A static bearer token (`Authorization: Bearer <token>`) that reads
+    /// `/v1/api/metrics` even with `GOSTINT_PROTECT_STATUS=1`, for Prometheus, which cannot
+    /// renew a Vault token. Unset (the default): no scrape token. Redacted by `config show`.
+    pub const METRICS_TOKEN: &str = "GOSTINT_METRICS_TOKEN";
 }
 
 /// Every boolean setting takes exactly one of these, in any case (SPEC.md §11: anything
@@ -351,6 +355,8 @@ pub struct Settings {
     pub sandbox: SandboxPolicy,
     /// Image GC age (`None` = disabled).
     pub image_gc_age: Option<Duration>,
+    /// `GOSTINT_METRICS_TOKEN`.
+    pub metrics_token: Option<secrecy::SecretString>,
 }
 
 /// Reads `GOSTINT_APPROLES_FILE` (at start and on SIGHUP).
@@ -646,6 +652,7 @@ impl Settings {
             header_timeout: duration(env::HEADER_TIMEOUT, "10s")?.max(Duration::from_secs(1)),
             max_requests: whole(env::MAX_REQUESTS, 512).max(1),
             store_timeout: duration(env::STORE_TIMEOUT, "5s")?,
+            metrics_token: get(env::METRICS_TOKEN).map(|t| secrecy::SecretString::from(t.trim().to_string())),
         };
         let mut errors = errors.into_inner();
         match errors.len() {

@@ -35,3 +35,10 @@ pub use sandbox::{ByteSize, JobNetwork, Limits, Resources, SandboxPolicy};
 pub use status::{InvalidTransition, JobEvent, JobStatus, UnknownStatus};
 pub use tenant::{validate_tenant_name, Tenant, TenantError, TenantRegistry, Tenants, MAX_TENANT_NAME};
 pub use time::Timestamp;
+
+/// The git commit this build was made from (from `git` at build time, or the
+/// `GOSTINT_BUILD_COMMIT` variable of the build; `unknown` outside a checkout).
+pub const BUILD_COMMIT: &str = env!("GOSTINT_BUILD_COMMIT");
+
+/// `<version> (commit <commit>)`, what `--version` prints for both binaries.
+pub const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("GOSTINT_BUILD_COMMIT"), ")");

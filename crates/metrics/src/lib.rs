@@ -8,7 +8,7 @@
 
 pub use prometheus::{IntCounter, IntGauge};
 
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder};
 
 /// Every metric gostint exports.
 #[derive(Clone)]
@@ -43,6 +43,17 @@ pub struct Metrics {
     pub accept_errors: IntCounter,
     /// `gostint_http_requests_refused_total`: requests answered 503 for the concurrent-request cap.
     pub requests_refused: IntCounter,
+    /// `gostint_jobs{status}`: jobs in the store by status (all nodes), refreshed at each
+    /// scrape; `status="queued"` is the queue depth.
+    pub jobs_by_status: IntGaugeVec,
+    /// `gostint_job_run_seconds`: from container start to the job's end, jobs of this node.
+    pub job_run_seconds: Histogram,
+    /// `gostint_job_queue_wait_seconds`: from submission to the claim by this node.
+    pub job_queue_wait_seconds: Histogram,
+    /// `gostint_port_errors_total{port}`: failed calls to `vault`, `docker` or `store`.
+    pub port_errors: IntCounterVec,
+    /// `gostint_port_call_seconds{port}`: duration of calls to `vault`, `docker`, `store`.
+    pub port_call_seconds: HistogramVec,
 }
 
 impl Default for Metrics {
@@ -130,6 +141,44 @@ impl Metrics {
             .const_label("service", "gostint"),
         )
         .expect("static metric definition is valid");
+        let jobs_by_status = IntGaugeVec::new(
+            Opts::new("gostint_jobs", "Jobs in the store by status (every node); queued is the queue depth.")
+                .const_label("service", "gostint"),
+            &["status"],
+        )
+        .expect("static metric definition is valid");
+        let job_buckets = vec![0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0];
+        let job_run_seconds = Histogram::with_opts(
+            HistogramOpts::new("gostint_job_run_seconds", "Job run time on this node, container start to end.")
+                .const_label("service", "gostint")
+                .buckets(job_buckets.clone()),
+        )
+        .expect("static metric definition is valid");
+        let job_queue_wait_seconds = Histogram::with_opts(
+            HistogramOpts::new("gostint_job_queue_wait_seconds", "Time from submission to claim by this node.")
+                .const_label("service", "gostint")
+                .buckets(job_buckets),
+        )
+        .expect("static metric definition is valid");
+        let port_errors = IntCounterVec::new(
+            Opts::new("gostint_port_errors_total", "Failed calls to Vault, Docker or the job store.")
+                .const_label("service", "gostint"),
+            &["port"],
+        )
+        .expect("static metric definition is valid");
+        let port_call_seconds = HistogramVec::new(
+            HistogramOpts::new("gostint_port_call_seconds", "Duration of calls to Vault, Docker or the job store.")
+                .const_label("service", "gostint"),
+            &["port"],
+        )
+        .expect("static metric definition is valid");
+        let build_info = IntGaugeVec::new(
+            Opts::new("gostint_build_info", "Always 1; the labels name the running build.")
+                .const_label("service", "gostint"),
+            &["version", "commit"],
+        )
+        .expect("static metric definition is valid");
+        build_info.with_label_values(&[env!("CARGO_PKG_VERSION"), build_commit()]).set(1);
         for c in [
             Box::new(request_duration.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(jobs_finished.clone()),
@@ -143,9 +192,19 @@ impl Metrics {
             Box::new(connections_open.clone()),
             Box::new(accept_errors.clone()),
             Box::new(requests_refused.clone()),
+            Box::new(jobs_by_status.clone()),
+            Box::new(job_run_seconds.clone()),
+            Box::new(job_queue_wait_seconds.clone()),
+            Box::new(port_errors.clone()),
+            Box::new(port_call_seconds.clone()),
+            Box::new(build_info),
         ] {
             registry.register(c).expect("each metric is registered once");
         }
+        #[cfg(target_os = "linux")]
+        registry
+            .register(Box::new(prometheus::process_collector::ProcessCollector::for_self()))
+            .expect("the process collector is registered once");
         Self {
             registry,
             request_duration,
@@ -160,6 +219,11 @@ impl Metrics {
             connections_open,
             accept_errors,
             requests_refused,
+            jobs_by_status,
+            job_run_seconds,
+            job_queue_wait_seconds,
+            port_errors,
+            port_call_seconds,
         }
     }
 
@@ -169,6 +233,11 @@ impl Metrics {
         TextEncoder::new().encode(&self.registry.gather(), &mut buf).expect("encoding into memory cannot fail");
         String::from_utf8_lossy(&buf).into_owned()
     }
+}
+
+/// The commit this binary was built from (see [`gostint_core::BUILD_COMMIT`]).
+pub fn build_commit() -> &'static str {
+    gostint_core::BUILD_COMMIT
 }
 
 #[cfg(test)]
@@ -185,5 +254,20 @@ mod tests {
             r#"gostint_request_duration_seconds_bucket{code="200",method="GET",path="/v1/api/job/{jobID}",service="gostint",le="0.005"} 0"#
         ), "{text}");
         assert!(text.contains(r#"gostint_interception_alerts_total{kind="cubbyhole",service="gostint"} 1"#), "{text}");
+    }
+
+    #[test]
+    fn renders_build_info_and_the_process_metrics() {
+        let m = Metrics::new();
+        let text = m.render();
+        let line = format!(
+            r#"gostint_build_info{{commit="{}",service="gostint",version="{}"}} 1"#,
+            build_commit(),
+            env!("CARGO_PKG_VERSION")
+        );
+        assert!(text.contains(&line), "{text}");
+        assert!(!build_commit().is_empty());
+        #[cfg(target_os = "linux")]
+        assert!(text.contains("process_resident_memory_bytes"), "{text}");
     }
 }

@@ -6,8 +6,10 @@
 #![warn(missing_docs)]
 
 mod hardening;
+mod instrument;
 mod listen;
 mod node_state;
+pub mod ops_cli;
 mod tenants;
 mod tls;
 
@@ -40,6 +42,7 @@ pub struct Server {
     /// The worker (running count for drains).
     pub worker: Arc<Worker>,
     store: Arc<dyn JobStore>,
+    tls_files: Option<(axum_server::tls_rustls::RustlsConfig, std::path::PathBuf, std::path::PathBuf)>,
     _state_dir: node_state::NodeStateDir,
     cancel: CancellationToken,
     tracker: TaskTracker,
@@ -57,6 +60,21 @@ impl Server {
         if let Err(e) = self.store.deregister(&self.node).await {
             warn!(error = %e, "could not deregister this node");
         }
+    }
+
+    /// Reloads the certificate and key from their files (SIGHUP): new connections get the
+    /// new pair, open ones keep theirs. A pair that does not load leaves the old one serving.
+    ///
+    /// # Errors
+    /// Plain HTTP, or the files do not load.
+    pub async fn reload_tls(&self) -> anyhow::Result<()> {
+        let Some((config, cert, key)) = &self.tls_files else {
+            anyhow::bail!("plain HTTP: there is no certificate to reload");
+        };
+        config
+            .reload_from_pem_file(cert, key)
+            .await
+            .with_context(|| format!("reloading TLS cert {} and key {}", cert.display(), key.display()))
     }
 
     /// The base URL (`https://127.0.0.1:port`).
@@ -159,8 +177,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     vcfg.skip_verify = settings.vault.skip_verify;
     vcfg.namespace = settings.vault.namespace.clone();
     vcfg.timeout = settings.vault.timeout;
-    let vault: Arc<dyn JobVault> =
-        Arc::new(gostint_vault::VaultClient::new(&vcfg).context("building the Vault client (VAULT_*)")?);
+    let vault_client = Arc::new(gostint_vault::VaultClient::new(&vcfg).context("building the Vault client (VAULT_*)")?);
+    let vault: Arc<dyn JobVault> = vault_client.clone();
 
     let store = open_store(settings).await?;
     store.set_tenant_max_running(settings.tenant_max_running);
@@ -174,6 +192,10 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     let previous_run = state_dir.swap_node_id(&node)?;
     let state = Arc::new(NodeState::default());
     let metrics = gostint_metrics::Metrics::new();
+    // Every Vault and Docker call of this node is timed and its failures counted.
+    let runtime: Arc<dyn ContainerRuntime> =
+        Arc::new(instrument::MeteredRuntime { inner: runtime, metrics: metrics.clone() });
+    let vault: Arc<dyn JobVault> = Arc::new(instrument::MeteredVault { inner: vault, metrics: metrics.clone() });
     let files = match &settings.job_files_dir {
         None => JobFiles::copy(),
         Some(base) => JobFiles::bind_in(base).with_context(|| {
@@ -282,6 +304,20 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         tenants: tenants.clone(),
         live,
     };
+    // The API's engine `info` (health, readyz) is cached; the worker's calls are not.
+    let app_state = AppState {
+        runtime: Arc::new(gostint_api::ops::CachedEngineInfo::new(app_state.runtime.clone(), Duration::from_secs(5))),
+        ..app_state
+    };
+    let probe_client = vault_client.clone();
+    let ops = gostint_api::ops::OpsConfig {
+        metrics_token: settings.metrics_token.as_ref().map(|t| secrecy::ExposeSecret::expose_secret(t).to_string()),
+        vault_probe: Arc::new(move || {
+            let c = probe_client.clone();
+            Box::pin(async move { c.health().await.map_err(|e| e.message) })
+        }),
+        probe_timeout: Duration::from_secs(3),
+    };
     let connections_metrics = app_state.metrics.clone();
     let protection = gostint_api::Protection {
         max_requests: settings.max_requests,
@@ -289,12 +325,22 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         metrics: app_state.metrics.clone(),
     };
     let ui = settings.ui.then(|| gostint_web::router(&settings.vault.external_addr));
-    let app = gostint_api::protect(gostint_api::router_with_ui(app_state, ui), protection);
+    // Outermost the ops layer (request id, access log, gzip, livez/readyz/openapi), so that
+    // the protection layer's own answers (503 busy, 413) are logged too.
+    let app = gostint_api::ops::wrap(
+        gostint_api::protect(gostint_api::router_with_ui(app_state.clone(), ui), protection),
+        app_state,
+        ops,
+    );
 
     let https = tls_config.is_some();
+    let tls_files = match (&settings.tls, &tls_config) {
+        (Tls::Files { cert, key, .. }, Some(config)) => Some((config.clone(), cert.clone(), key.clone())),
+        _ => None,
+    };
     let listen = listen::Listen {
         listener,
-        tls: tls_config.map(|c| c.get_inner()),
+        tls: tls_config,
         header_timeout: settings.header_timeout,
         metrics: connections_metrics,
     };
@@ -307,6 +353,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         state,
         worker,
         store: store_for_server,
+        tls_files,
         _state_dir: state_dir,
         cancel,
         tracker,
@@ -416,8 +463,14 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
         .context("installing the SIGTERM handler")?;
     let mut int = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
         .context("installing the SIGINT handler")?;
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .context("installing the SIGHUP handler")?;
     loop {
         tokio::select! {
+            _ = hup.recv() => match server.reload_tls().await {
+                Ok(()) => info!("SIGHUP: certificate reloaded"),
+                Err(e) => warn!(error = format!("{e:#}"), "SIGHUP: certificate not reloaded; the previous one still serves"),
+            },
             _ = int.recv() => {
                 server.state.drain();
                 info!("SIGINT: draining (no new claims); send SIGTERM to exit");

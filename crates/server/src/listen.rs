@@ -19,7 +19,9 @@ use tracing::{debug, warn};
 /// What [`serve`] needs.
 pub(crate) struct Listen {
     pub(crate) listener: std::net::TcpListener,
-    pub(crate) tls: Option<Arc<rustls::ServerConfig>>,
+    /// The TLS configuration; read afresh for each connection, so a certificate reloaded on
+    /// SIGHUP serves the next handshake.
+    pub(crate) tls: Option<axum_server::tls_rustls::RustlsConfig>,
     pub(crate) header_timeout: Duration,
     pub(crate) metrics: gostint_metrics::Metrics,
 }
@@ -33,7 +35,7 @@ pub(crate) async fn serve(l: Listen, app: axum::Router, stop: CancellationToken,
             return;
         }
     };
-    let tls = l.tls.map(tokio_rustls::TlsAcceptor::from);
+    let tls = l.tls;
     let ht = l.header_timeout;
     let mut builder = Builder::new(TokioExecutor::new());
     builder.http1().timer(TokioTimer::new()).header_read_timeout(ht);
@@ -74,7 +76,7 @@ pub(crate) async fn serve(l: Listen, app: axum::Router, stop: CancellationToken,
             let svc = TowerToHyperService::new(app);
             match tls {
                 None => connection(&builder, TokioIo::new(tcp), svc, stop).await,
-                Some(acceptor) => match tokio::time::timeout(ht, acceptor.accept(tcp)).await {
+                Some(config) => match tokio::time::timeout(ht, tokio_rustls::TlsAcceptor::from(config.get_inner()).accept(tcp)).await {
                     Ok(Ok(stream)) => connection(&builder, TokioIo::new(stream), svc, stop).await,
                     Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
                     Err(_) => debug!("TLS handshake timed out"),

@@ -1,13 +1,17 @@
 //! `gostint`: the server binary.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+use clap::{CommandFactory, Parser, Subcommand};
 
 /// gostint: runs automation jobs in Docker containers, with Vault/OpenBao for
 /// authentication, secret injection and end-to-end encryption of job payloads.
 ///
-/// Configuration comes from GOSTINT_* and VAULT_* environment variables (see README.md).
+/// Configuration comes from GOSTINT_* and VAULT_* environment variables: `gostint config
+/// show` lists them with their values; the README's configuration table explains each.
+/// Documentation: https://github.com/gostint/gostint (README.md, docs/).
 #[derive(Parser)]
-#[command(name = "gostint", version)]
+#[command(name = "gostint", version = gostint_core::VERSION)]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
@@ -17,6 +21,35 @@ struct Cli {
 enum Command {
     /// Serve the v1 API on GOSTINT_PORT (3232) and run jobs (the default).
     Serve,
+    /// Inspect the configuration.
+    Config {
+        #[command(subcommand)]
+        command: ConfigCommand,
+    },
+    /// Check that Vault, the job role id, Docker, the store and the certificate are usable:
+    /// one line each; exit 0 when all are, 1 when one is not, 2 for unparseable settings.
+    Check {
+        /// Seconds each part may take.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
+    /// Print a shell completion script for gostint to stdout.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages (gostint.1 and one per subcommand) into a directory.
+    Man {
+        /// Where to write them.
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Every setting, its value and where it came from (env, default, unset); passwords
+    /// and tokens are shown as <redacted>. Exit 2 when the settings do not parse.
+    Show,
 }
 
 fn init_tracing(debug: bool) {
@@ -26,20 +59,24 @@ fn init_tracing(debug: bool) {
     tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).init();
 }
 
+fn settings() -> Result<gostint_config::Settings, std::process::ExitCode> {
+    gostint_config::Settings::from_env().map_err(|e| {
+        // Every bad setting at once, one per line, each naming its variable.
+        for one in e.all() {
+            eprintln!("gostint: configuration error: {one}");
+        }
+        std::process::ExitCode::from(2)
+    })
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => {
-            let settings = match gostint_config::Settings::from_env() {
+            let settings = match settings() {
                 Ok(s) => s,
-                Err(e) => {
-                    // Every bad setting at once, one per line, each naming its variable.
-                    for one in e.all() {
-                        eprintln!("gostint: configuration error: {one}");
-                    }
-                    return std::process::ExitCode::from(2);
-                }
+                Err(code) => return code,
             };
             init_tracing(settings.debug);
             match gostint_server::run(settings).await {
@@ -51,5 +88,46 @@ async fn main() -> std::process::ExitCode {
                 }
             }
         }
+        Command::Config { command: ConfigCommand::Show } => match gostint_server::ops_cli::config_show_env() {
+            Ok(text) => {
+                print!("{text}");
+                std::process::ExitCode::SUCCESS
+            }
+            Err(text) => {
+                println!("{text}");
+                std::process::ExitCode::from(2)
+            }
+        },
+        Command::Check { timeout } => {
+            let settings = match settings() {
+                Ok(s) => s,
+                Err(code) => return code,
+            };
+            let lines = gostint_server::ops_cli::check(&settings, std::time::Duration::from_secs(timeout.max(1))).await;
+            for l in &lines {
+                println!("{l}");
+            }
+            if lines.iter().all(|l| l.ok) {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
+        Command::Completions { shell } => {
+            clap_complete::generate(shell, &mut Cli::command(), "gostint", &mut std::io::stdout());
+            std::process::ExitCode::SUCCESS
+        }
+        Command::Man { dir } => match write_man(&dir) {
+            Ok(()) => std::process::ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("gostint: writing man pages into {}: {e}", dir.display());
+                std::process::ExitCode::FAILURE
+            }
+        },
     }
+}
+
+fn write_man(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    clap_mangen::generate_to(Cli::command(), dir)
 }

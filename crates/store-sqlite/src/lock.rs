@@ -1,19 +1,15 @@
 //! The process lock that makes one database file belong to one gostint process (SPEC §5.6).
 //!
-//! `flock(2)` via `rustix` on `<db>.lock`: the kernel drops the lock when the process dies,
-//! so a crash never leaves a stale lock behind (a pid file would), and the lock sits on a
-//! file of its own, so SQLite's own POSIX locks on the database are not disturbed (closing
-//! any descriptor of a file drops every POSIX lock the process holds on it). `rustix` is
-//! already in the dependency tree (through `tempfile`) and gives a safe `flock`, which
-//! `unsafe_code = "forbid"` requires; `std::fs::File::try_lock` would do the same but needs
-//! Rust 1.89, above the workspace's `rust-version`. gostint runs where Docker does, so Unix only.
+//! `flock(2)` (std's `File::try_lock`, stable since Rust 1.89, the workspace's
+//! `rust-version`) on `<db>.lock`: the kernel drops the lock when the process dies, so a
+//! crash never leaves a stale lock behind (a pid file would), and the lock sits on a file of
+//! its own, so SQLite's own POSIX locks on the database are not disturbed (closing any
+//! descriptor of a file drops every POSIX lock the process holds on it). gostint runs where
+//! Docker does, so Unix only.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, TryLockError};
 use std::io::{Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-
-use rustix::fs::{flock, FlockOperation};
-use rustix::io::Errno;
 
 use crate::OpenError;
 
@@ -31,9 +27,9 @@ impl ProcessLock {
         let io_err = |source| OpenError::Io { path: path.clone(), source };
         let mut file =
             OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path).map_err(io_err)?;
-        match flock(&file, FlockOperation::NonBlockingLockExclusive) {
+        match file.try_lock() {
             Ok(()) => {}
-            Err(e) if e == Errno::WOULDBLOCK => {
+            Err(TryLockError::WouldBlock) => {
                 let mut holder = String::new();
                 // Best effort: the pid is only there to help the operator.
                 let _ = file.read_to_string(&mut holder);
@@ -44,7 +40,7 @@ impl ProcessLock {
                     holder: if holder.is_empty() { "unknown".into() } else { format!("pid {holder}") },
                 });
             }
-            Err(e) => return Err(io_err(e.into())),
+            Err(TryLockError::Error(e)) => return Err(io_err(e)),
         }
         // Record who holds it, for the message a second process prints.
         file.set_len(0).map_err(io_err)?;

@@ -26,9 +26,11 @@
 
 #![warn(missing_docs)]
 
+mod check;
 mod client;
 mod job;
 mod requestor;
 
+pub use check::RoleIdCheck;
 pub use client::{VaultBuildError, VaultClient, VaultConfig, DEFAULT_TIMEOUT};
 pub use requestor::CreatedToken;

@@ -175,6 +175,8 @@ impl Worker {
                 self.ports.live.publish(job.id);
                 self.running.fetch_add(1, Ordering::SeqCst);
                 self.ports.metrics.jobs_running.inc();
+                let waited_ms = job.started.millis().saturating_sub(job.submitted.millis()).max(0);
+                self.ports.metrics.job_queue_wait_seconds.observe(waited_ms as f64 / 1000.0);
                 let span = tracing::info_span!("job", job_id = %job.id, qname = %job.qname);
                 debug!(parent: &span, "job claimed");
                 let me = self.clone();

@@ -159,6 +159,8 @@ async fn record(
                 store_refusing.store(false, Ordering::SeqCst);
                 ports.metrics.jobs_finished.with_label_values(&[status.as_str()]).inc();
                 crate::tenant_metrics::finished(ports, cfg, job, status);
+                let ran_ms = Timestamp::now().millis().saturating_sub(job.started.millis()).max(0);
+                ports.metrics.job_run_seconds.observe(ran_ms as f64 / 1000.0);
                 info!(job_id = %job.id, status = %status, return_code = outcome.return_code, "job ended");
                 return;
             }

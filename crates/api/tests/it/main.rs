@@ -14,6 +14,9 @@ use http_body_util::BodyExt;
 use serde_json::{json, Map, Value};
 use tower::ServiceExt;
 
+mod openapi;
+mod ops;
+
 struct FakeVault {
     up: bool,
 }

@@ -1,0 +1,348 @@
+//! `gostint config show` and `gostint check`: what an operator runs before (and while)
+//! serving. Both print one line per item; neither ever prints a password or a token.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use gostint_config::{env, ProcessEnv, Settings, Source, StoreKind, Tls};
+use gostint_core::ContainerRuntime;
+
+/// Every setting `config show` lists, in the README's order.
+const SETTINGS: &[&str] = &[
+    env::PORT,
+    env::BIND,
+    env::SSL_CERT,
+    env::SSL_KEY,
+    env::SSL_SELF_SIGNED,
+    env::PLAIN_HTTP,
+    env::DBURL,
+    env::RUN_ROLEID,
+    env::RUN_SECRETID,
+    env::DB_CREDS_ROLE,
+    env::STATE_DIR,
+    env::ROLEID,
+    env::ROLENAME,
+    env::ADMIN_POLICY,
+    env::PROTECT_STATUS,
+    env::METRICS_TOKEN,
+    env::INJECT_TOKEN,
+    env::MAX_BODY,
+    env::MAX_OUTPUT,
+    env::MAX_CONTENT,
+    env::KILL_GRACE,
+    env::DRAIN_TIMEOUT,
+    env::JOB_TIMEOUT,
+    env::MAX_RUNNING,
+    env::JOB_FILES,
+    env::JOB_FILES_DIR,
+    env::RETENTION,
+    env::STALE_AFTER,
+    env::DEBUG,
+    env::VAULT_ADDR,
+    env::VAULT_EXTERNAL_ADDR,
+    env::VAULT_CACERT,
+    env::VAULT_SKIP_VERIFY,
+    env::VAULT_NAMESPACE,
+    env::VAULT_CLIENT_TIMEOUT,
+    "DOCKER_HOST",
+    "DOCKER_TLS_VERIFY",
+    "DOCKER_CERT_PATH",
+    "DOCKER_API_VERSION",
+];
+
+const REDACTED: &str = "<redacted>";
+
+/// Whether a variable holds a credential: its value is never shown.
+fn is_secret(name: &str) -> bool {
+    ["SECRET", "TOKEN", "PASSWORD", "PASSWD"].iter().any(|w| name.contains(w))
+}
+
+/// A URL's password (`scheme://user:password@host`) replaced by `<redacted>`.
+fn redact_url(value: &str) -> String {
+    let Some((scheme, rest)) = value.split_once("://") else { return value.to_string() };
+    let (authority, tail) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let Some((userinfo, host)) = authority.rsplit_once('@') else { return value.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:{REDACTED}@{host}{tail}"),
+        None => value.to_string(),
+    }
+}
+
+/// What a variable shows: a secret's value never, a URL's password never.
+fn shown(name: &str, value: &str) -> String {
+    if is_secret(name) {
+        REDACTED.to_string()
+    } else {
+        // Also catches a password in a query (`?password=`): show the URL without it.
+        let v = redact_url(value);
+        match v.split_once('?') {
+            Some((head, q)) if q.to_ascii_lowercase().contains("pass") => format!("{head}?{REDACTED}"),
+            _ => v,
+        }
+    }
+}
+
+/// The value gostint uses when `name` is unset, as the parsed settings have it.
+fn effective(s: &Settings, name: &str) -> Option<String> {
+    let secs = |d: Duration| format!("{}s", d.as_secs());
+    Some(match name {
+        n if n == env::PORT => s.port.to_string(),
+        n if n == env::BIND => s.bind.clone(),
+        n if n == env::SSL_CERT => match &s.tls {
+            Tls::Files { cert, .. } => cert.display().to_string(),
+            Tls::Plain => return None,
+        },
+        n if n == env::SSL_KEY => match &s.tls {
+            Tls::Files { key, .. } => key.display().to_string(),
+            Tls::Plain => return None,
+        },
+        n if n == env::DBURL => match &s.store {
+            StoreKind::Sqlite(p) => format!("sqlite://{}", p.display()),
+            StoreKind::Postgres(url) => redact_url(url),
+        },
+        n if n == env::STATE_DIR => s.state_dir.display().to_string(),
+        n if n == env::ADMIN_POLICY => s.admin_policy.clone(),
+        n if n == env::PROTECT_STATUS => u8::from(s.protect_status).to_string(),
+        n if n == env::INJECT_TOKEN => u8::from(s.inject_token).to_string(),
+        n if n == env::MAX_BODY => format!("{} bytes", s.max_body),
+        n if n == env::MAX_OUTPUT => format!("{} bytes", s.max_output),
+        n if n == env::MAX_CONTENT => format!("{} bytes", s.max_content),
+        n if n == env::KILL_GRACE => secs(s.kill_grace),
+        n if n == env::DRAIN_TIMEOUT => secs(s.drain_timeout),
+        n if n == env::JOB_TIMEOUT => s.job_timeout.map(secs).unwrap_or_else(|| "0 (none)".into()),
+        n if n == env::MAX_RUNNING => s.max_running.to_string(),
+        n if n == env::JOB_FILES => if s.job_files_dir.is_some() { "bind" } else { "copy" }.to_string(),
+        n if n == env::JOB_FILES_DIR => s.job_files_dir.as_ref()?.display().to_string(),
+        n if n == env::RETENTION => secs(s.retention),
+        n if n == env::STALE_AFTER => secs(s.stale_after),
+        n if n == env::VAULT_EXTERNAL_ADDR => s.vault.external_addr.clone(),
+        n if n == env::VAULT_CLIENT_TIMEOUT => secs(s.vault.timeout),
+        n if n == env::DB_CREDS_ROLE => s.db_creds.as_ref()?.creds_role.clone(),
+        _ => return None,
+    })
+}
+
+/// `gostint config show`: one line per setting — name, value, and where it came from
+/// (`env`, `default`, or `unset`), credentials redacted. Then the verdict on the whole:
+/// `Err` carries the text and the reason the settings do not parse.
+///
+/// # Errors
+/// The settings do not parse (the text is still complete).
+pub fn config_show(src: &dyn Source) -> Result<String, String> {
+    let parsed = Settings::from_source(src);
+    let mut out = String::new();
+    let width = SETTINGS.iter().map(|n| n.len()).max().unwrap_or(0);
+    for name in SETTINGS {
+        let set = src.get(name).filter(|v| !v.trim().is_empty());
+        let (value, from) = match (&set, parsed.as_ref().ok().and_then(|s| effective(s, name))) {
+            (Some(v), _) => (shown(name, v), "env"),
+            (None, Some(v)) => (v, "default"),
+            (None, None) => ("-".to_string(), "unset"),
+        };
+        let _ = writeln!(out, "{name:<width$}  {from:<7}  {value}");
+    }
+    for name in env::IGNORED {
+        if src.get(name).is_some() {
+            let _ = writeln!(out, "{name:<width$}  {:<7}  {REDACTED} (ignored)", "env");
+        }
+    }
+    match parsed {
+        Ok(_) => Ok(out),
+        Err(e) => Err(format!("{out}configuration error: {e}")),
+    }
+}
+
+/// `config show` for the process environment.
+///
+/// # Errors
+/// As [`config_show`].
+pub fn config_show_env() -> Result<String, String> {
+    config_show(&ProcessEnv)
+}
+
+/// One line of `gostint check`.
+#[derive(Debug)]
+pub struct CheckLine {
+    /// What was checked (`vault`, `role-id`, `docker`, `store`, `tls`).
+    pub part: &'static str,
+    /// Passed.
+    pub ok: bool,
+    /// What was found; a failure names the setting to look at.
+    pub detail: String,
+}
+
+impl std::fmt::Display for CheckLine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let verdict = if self.ok { "ok" } else { "FAILED" };
+        write!(f, "{:<8} {verdict:<6} {}", self.part, self.detail)
+    }
+}
+
+fn line(part: &'static str, r: Result<String, String>) -> CheckLine {
+    match r {
+        Ok(detail) => CheckLine { part, ok: true, detail },
+        Err(detail) => CheckLine { part, ok: false, detail },
+    }
+}
+
+/// `gostint check`: Vault answers, each job role id is known to it, Docker answers, the
+/// store opens and counts, and the certificate loads. Every part is tried, whatever failed
+/// before; each is bounded by `limit`.
+pub async fn check(settings: &Settings, limit: Duration) -> Vec<CheckLine> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let mut lines = Vec::new();
+    let bounded = |what: &'static str| format!("no answer within {}s ({what})", limit.as_secs());
+
+    let mut vcfg = gostint_vault::VaultConfig::new(settings.vault.addr.clone());
+    vcfg.ca_cert = settings.vault.ca_cert.clone();
+    vcfg.skip_verify = settings.vault.skip_verify;
+    vcfg.namespace = settings.vault.namespace.clone();
+    vcfg.timeout = settings.vault.timeout.min(limit);
+    let vault = gostint_vault::VaultClient::new(&vcfg);
+    let vault_up = match &vault {
+        Err(e) => {
+            lines.push(line("vault", Err(format!("VAULT_*: {e}"))));
+            false
+        }
+        Ok(v) => {
+            let r = match tokio::time::timeout(limit, v.health()).await {
+                Ok(Ok(())) => Ok(format!("{} answers sys/health", v.addr())),
+                Ok(Err(e)) => Err(format!("VAULT_ADDR {}: {}", v.addr(), e.message)),
+                Err(_) => Err(format!("VAULT_ADDR {}: {}", v.addr(), bounded("sys/health"))),
+            };
+            let up = r.is_ok();
+            lines.push(line("vault", r));
+            up
+        }
+    };
+    // The job AppRole's role id (each tenant's, once tenants exist, goes through here too).
+    let roles: Vec<(&str, &str)> = vec![(env::ROLEID, settings.role_id.as_str())];
+    for (var, role_id) in roles {
+        let r = match (&vault, vault_up) {
+            (Ok(v), true) => match tokio::time::timeout(limit, v.check_role_id(role_id)).await {
+                Ok(Ok(gostint_vault::RoleIdCheck::Known)) => Ok(format!("{var}: the AppRole exists")),
+                Ok(Ok(gostint_vault::RoleIdCheck::Unknown)) => {
+                    Err(format!("{var}: Vault knows no AppRole with this role id (invalid role id)"))
+                }
+                Ok(Err(e)) => Err(format!("{var}: {}", e.message)),
+                Err(_) => Err(format!("{var}: {}", bounded("approle login"))),
+            },
+            _ => Err(format!("{var}: not checked, Vault is not reachable")),
+        };
+        lines.push(line("role-id", r));
+    }
+
+    let docker = async {
+        let rt = gostint_runner_docker::DockerRuntime::connect().await.map_err(|e| e.message)?;
+        let info = rt.info().await.map_err(|e| e.message)?;
+        Ok::<_, String>(format!(
+            "engine {}/{}, {} containers, {} images",
+            info.operating_system, info.architecture, info.containers, info.images
+        ))
+    };
+    let r = match tokio::time::timeout(limit, docker).await {
+        Ok(Ok(d)) => Ok(d),
+        Ok(Err(e)) => Err(format!("DOCKER_HOST: {e}")),
+        Err(_) => Err(format!("DOCKER_HOST: {}", bounded("engine info"))),
+    };
+    lines.push(line("docker", r));
+
+    lines.push(line("store", check_store(settings, limit).await));
+    lines.push(line("tls", check_tls(settings).await));
+    lines
+}
+
+async fn check_store(settings: &Settings, limit: Duration) -> Result<String, String> {
+    if let StoreKind::Sqlite(path) = &settings.store {
+        if !path.exists() {
+            let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            return match std::fs::metadata(dir) {
+                Ok(m) if m.is_dir() && !m.permissions().readonly() => {
+                    Ok(format!("sqlite: {} does not exist yet; created at the first start", path.display()))
+                }
+                Ok(_) => Err(format!("GOSTINT_DBURL: {} is not a writable directory", dir.display())),
+                Err(e) => Err(format!("GOSTINT_DBURL: directory {}: {e}", dir.display())),
+            };
+        }
+    }
+    let open = async {
+        let store = crate::open_store(settings).await.map_err(|e| format!("GOSTINT_DBURL: {e:#}"))?;
+        let counts = store.count_by_status().await.map_err(|e| format!("GOSTINT_DBURL: {e}"))?;
+        let total: u64 = counts.values().sum();
+        let kind = match settings.store {
+            StoreKind::Sqlite(_) => "sqlite",
+            StoreKind::Postgres(_) => "postgres",
+        };
+        Ok::<_, String>(format!("{kind}: opens, {total} jobs"))
+    };
+    match tokio::time::timeout(limit, open).await {
+        Ok(r) => r,
+        Err(_) => Err(format!("GOSTINT_DBURL: no answer within {}s", limit.as_secs())),
+    }
+}
+
+async fn check_tls(settings: &Settings) -> Result<String, String> {
+    match &settings.tls {
+        Tls::Plain => Ok("plain HTTP (GOSTINT_PLAIN_HTTP=1): TLS is the proxy's".into()),
+        Tls::Files { cert, key, self_signed } => {
+            if *self_signed && !cert.exists() && !key.exists() {
+                return Ok(format!("{} absent: a self-signed pair is made at the first start", cert.display()));
+            }
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
+                .await
+                .map(|_| format!("{} and its key load", cert.display()))
+                .map_err(|e| format!("GOSTINT_SSL_CERT/GOSTINT_SSL_KEY ({}, {}): {e}", cert.display(), key.display()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    #[test]
+    fn config_show_never_prints_a_credential() {
+        let env: HashMap<String, String> = [
+            ("VAULT_ADDR", "http://127.0.0.1:8200"),
+            ("GOSTINT_ROLEID", "role-id-visible"),
+            ("GOSTINT_DBURL", "postgres://gostint:hunter2-db@db.example:5432/gostint?sslmode=require"),
+            ("GOSTINT_RUN_ROLEID", "run-role"),
+            ("GOSTINT_RUN_SECRETID", "hunter2-secretid"),
+            ("GOSTINT_METRICS_TOKEN", "hunter2-scrape"),
+            ("GOSTINT_DBAUTH_TOKEN", "hunter2-dbauth"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let text = config_show(&env).expect("these settings parse");
+        assert!(!text.contains("hunter2"), "{text}");
+        assert!(text.contains("postgres://gostint:<redacted>@db.example:5432/gostint?sslmode=require"), "{text}");
+        assert!(text.contains("GOSTINT_METRICS_TOKEN"), "{text}");
+        assert!(text.lines().any(|l| l.starts_with("GOSTINT_PORT") && l.contains("default") && l.ends_with("3232")));
+        assert!(text
+            .lines()
+            .any(|l| l.starts_with("GOSTINT_ROLEID") && l.contains("env") && l.ends_with("role-id-visible")));
+    }
+
+    #[test]
+    fn config_show_names_the_bad_setting() {
+        let env: HashMap<String, String> = [("GOSTINT_PORT".to_string(), "eighty".to_string())].into_iter().collect();
+        let err = config_show(&env).unwrap_err();
+        assert!(err.contains("GOSTINT_PORT"), "{err}");
+        assert!(err.lines().any(|l| l.starts_with("VAULT_ADDR") && l.contains("unset")), "{err}");
+    }
+
+    #[test]
+    fn urls_lose_their_password_only() {
+        assert_eq!(redact_url("postgres://u:p@h/db"), "postgres://u:<redacted>@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("sqlite:///var/lib/x.db"), "sqlite:///var/lib/x.db");
+        assert_eq!(shown("GOSTINT_DBURL", "postgres://h/db?password=p"), "postgres://h/db?<redacted>");
+    }
+}

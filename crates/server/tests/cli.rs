@@ -1,0 +1,220 @@
+//! The operator's commands of the `gostint` binary, run as a process: `--version`, `config
+//! show`, `check` (against the real OpenBao and Docker engine, and with each one broken),
+//! completions, man pages, and the certificate reload on SIGHUP.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use gostint_test_support::{services, Services};
+
+fn gostint() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_gostint"));
+    // Nothing from the test's own environment leaks in but what a case sets.
+    c.env_clear().env("PATH", std::env::var("PATH").unwrap_or_default());
+    if let Ok(h) = std::env::var("DOCKER_HOST") {
+        c.env("DOCKER_HOST", h);
+    }
+    c
+}
+
+/// The settings of a node on the real services, its store in `dir`.
+fn configured(svc: &Services, dir: &Path) -> Command {
+    let mut c = gostint();
+    c.env("VAULT_ADDR", &svc.vault_addr)
+        .env("GOSTINT_ROLEID", &svc.role_id)
+        .env("GOSTINT_ROLENAME", &svc.role_name)
+        .env("GOSTINT_DBURL", format!("sqlite://{}/gostint.db", dir.display()))
+        .env("GOSTINT_PLAIN_HTTP", "1");
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn line<'a>(out: &'a str, part: &str) -> &'a str {
+    out.lines().find(|l| l.split_whitespace().next() == Some(part)).unwrap_or_else(|| panic!("no {part} line: {out}"))
+}
+
+#[test]
+fn version_names_the_commit() {
+    let o = gostint().arg("--version").output().unwrap();
+    assert!(o.status.success());
+    let v = String::from_utf8(o.stdout).unwrap();
+    assert!(v.starts_with(&format!("gostint {} (commit ", env!("CARGO_PKG_VERSION"))), "{v}");
+    assert_eq!(v.trim_end().strip_suffix(')').unwrap().rsplit(' ').next().unwrap(), gostint_core::BUILD_COMMIT);
+}
+
+#[test]
+fn check_passes_on_the_real_services() {
+    let Some(svc) = services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let o = configured(&svc, dir.path()).arg("check").output().unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    for part in ["vault", "role-id", "docker", "store", "tls"] {
+        assert!(line(&out, part).contains(" ok "), "{out}");
+    }
+    assert_eq!(out.lines().count(), 5, "one line each: {out}");
+}
+
+#[test]
+fn check_fails_naming_vault_when_openbao_is_down() {
+    let Some(svc) = services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: what a stopped OpenBao looks like.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let o = configured(&svc, dir.path())
+        .env("VAULT_ADDR", format!("http://{closed}"))
+        .args(["check", "--timeout", "5"])
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let v = line(&out, "vault");
+    assert!(v.contains("FAILED") && v.contains("VAULT_ADDR") && v.contains(&closed.to_string()), "{out}");
+    assert!(line(&out, "role-id").contains("FAILED"), "{out}");
+    // The other parts are still checked.
+    assert!(line(&out, "docker").contains(" ok "), "{out}");
+}
+
+#[test]
+fn check_fails_naming_the_role_id_when_it_is_wrong() {
+    let Some(svc) = services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let o = configured(&svc, dir.path())
+        .env("GOSTINT_ROLEID", "00000000-0000-0000-0000-000000000000")
+        .arg("check")
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    assert!(line(&out, "vault").contains(" ok "), "{out}");
+    let r = line(&out, "role-id");
+    assert!(r.contains("FAILED") && r.contains("GOSTINT_ROLEID") && r.contains("invalid role id"), "{out}");
+    assert!(!out.contains("00000000-0000-0000-0000-000000000000"), "the role id is not printed: {out}");
+}
+
+#[test]
+fn check_fails_naming_docker_when_the_engine_is_unreachable() {
+    let Some(svc) = services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let o = configured(&svc, dir.path())
+        .env("DOCKER_HOST", format!("unix://{}/no-engine.sock", dir.path().display()))
+        .arg("check")
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let d = line(&out, "docker");
+    assert!(d.contains("FAILED") && d.contains("DOCKER_HOST") && d.contains("no-engine.sock"), "{out}");
+    assert!(line(&out, "vault").contains(" ok "), "{out}");
+}
+
+#[test]
+fn check_refuses_unparseable_settings_with_exit_2() {
+    let o = gostint().env("GOSTINT_PORT", "eighty").arg("check").output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(text(&o).contains("GOSTINT_PORT"), "{}", text(&o));
+}
+
+#[test]
+fn config_show_never_prints_a_password_or_token() {
+    let o = gostint()
+        .env("VAULT_ADDR", "http://127.0.0.1:8200")
+        .env("GOSTINT_ROLEID", "role")
+        .env("GOSTINT_DBURL", "postgres://gostint:pw-hunter2@127.0.0.1:5432/gostint")
+        .env("GOSTINT_RUN_ROLEID", "run-role")
+        .env("GOSTINT_RUN_SECRETID", "sid-hunter2")
+        .env("GOSTINT_METRICS_TOKEN", "scrape-hunter2")
+        .env("GOSTINT_DBAUTH_TOKEN", "old-hunter2")
+        .env("VAULT_TOKEN", "hvs.hunter2")
+        .args(["config", "show"])
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+    assert!(out.contains("<redacted>"), "{out}");
+    assert!(line(&out, "GOSTINT_RETENTION").contains("default"), "{out}");
+    assert!(line(&out, "GOSTINT_ROLEID").contains("env"), "{out}");
+}
+
+#[test]
+fn completions_and_man_pages_are_generated() {
+    let o = gostint().args(["completions", "bash"]).output().unwrap();
+    assert!(o.status.success());
+    let script = String::from_utf8(o.stdout).unwrap();
+    assert!(script.contains("_gostint()") && script.contains("check"), "{script}");
+    let dir = tempfile::tempdir().unwrap();
+    let o = gostint().arg("man").arg(dir.path()).output().unwrap();
+    assert!(o.status.success(), "{}", text(&o));
+    for page in ["gostint.1", "gostint-check.1", "gostint-config.1"] {
+        let body = std::fs::read_to_string(dir.path().join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(body.contains(".TH"), "{page}: {body}");
+    }
+}
+
+/// Waits for a log line containing `needle`, up to `limit`.
+fn wait_for(lines: &std::sync::mpsc::Receiver<String>, needle: &str, limit: Duration) -> Option<String> {
+    let end = Instant::now() + limit;
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(l) if l.contains(needle) => return Some(l),
+            Ok(_) => {}
+            Err(_) => return None,
+        }
+    }
+    None
+}
+
+fn self_signed(cert: &Path, key: &Path, name: &str) {
+    let c = rcgen::generate_simple_self_signed(vec![name.to_string()]).unwrap();
+    std::fs::write(cert, c.cert.pem()).unwrap();
+    std::fs::write(key, c.key_pair.serialize_pem()).unwrap();
+}
+
+#[test]
+fn sighup_reloads_the_certificate_and_a_bad_pair_keeps_the_old_one() {
+    let Some(svc) = services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    self_signed(&cert, &key, "first.test");
+    let mut child = configured(&svc, dir.path())
+        .env_remove("GOSTINT_PLAIN_HTTP")
+        .env("GOSTINT_SSL_CERT", &cert)
+        .env("GOSTINT_SSL_KEY", &key)
+        .env("GOSTINT_PORT", "0")
+        .env("GOSTINT_BIND", "127.0.0.1")
+        .env("GOSTINT_STATE_DIR", dir.path())
+        .arg("serve")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let stdout = child.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(l);
+        }
+    });
+    let hup = |pid: u32| assert!(Command::new("kill").args(["-HUP", &pid.to_string()]).status().unwrap().success());
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        wait_for(&rx, "gostint listening", Duration::from_secs(120)).expect("the server started");
+        self_signed(&cert, &key, "second.test");
+        hup(child.id());
+        wait_for(&rx, "SIGHUP: certificate reloaded", Duration::from_secs(60)).expect("reloaded");
+        std::fs::write(&cert, "not a certificate").unwrap();
+        hup(child.id());
+        let l = wait_for(&rx, "SIGHUP: certificate not reloaded", Duration::from_secs(60)).expect("refused");
+        assert!(l.contains("cert.pem"), "{l}");
+    }));
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = child.wait();
+    if let Err(p) = result {
+        std::panic::resume_unwind(p);
+    }
+}
