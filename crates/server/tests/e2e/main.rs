@@ -6,6 +6,7 @@ mod drain;
 mod lifecycle;
 mod modes;
 mod support;
+mod tenants;
 
 use serde_json::json;
 use support::{ms, spawn_app};
