@@ -32,6 +32,9 @@ pub struct Services {
     pub image_nopasswd: String,
     /// PostgreSQL URL, if started.
     pub database_url: Option<String>,
+    /// `tenant-a:<role_id>,tenant-b:<role_id>`: the two tenants `scripts/services`
+    /// bootstraps with `scripts/vault-add-tenant` (a value for `GOSTINT_APPROLES`).
+    pub approles: Option<String>,
 }
 
 fn repo_root() -> PathBuf {
@@ -99,6 +102,7 @@ pub fn services() -> Option<Services> {
         image: get("GOSTINT_TEST_IMAGE").unwrap_or_else(|| "gostint-test/busybox:latest".into()),
         image_nopasswd: get("GOSTINT_TEST_IMAGE_NOPASSWD").unwrap_or_else(|| "gostint-test/nopasswd:latest".into()),
         database_url: get("GOSTINT_TEST_DATABASE_URL"),
+        approles: get("GOSTINT_TEST_APPROLES"),
     })
 }
 
@@ -133,6 +137,22 @@ impl Requestor {
             .expect("wrapped secret id")
             .expose_secret()
             .to_string()
+    }
+
+    /// A response-wrapped secret id for the AppRole `role` (a tenant).
+    pub async fn wrapped_secret_id_for(&self, role: &str) -> String {
+        self.vault
+            .wrapped_secret_id(&self.svc.root_token, role, "10m")
+            .await
+            .expect("wrapped secret id")
+            .expose_secret()
+            .to_string()
+    }
+
+    /// transit-encrypt(base64(JSON(job))) under the transit key `key` (a tenant's name).
+    pub async fn encrypt_for(&self, key: &str, job: &serde_json::Value) -> String {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(serde_json::to_vec(job).expect("json"));
+        self.vault.transit_encrypt(&self.svc.root_token, key, &b64).await.expect("transit encrypt")
     }
 
     /// transit-encrypt(base64(JSON(job))) under `gostint-role`.

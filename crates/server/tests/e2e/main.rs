@@ -9,6 +9,7 @@ mod modes;
 mod sandbox;
 mod support;
 mod ui;
+mod tenants;
 
 use serde_json::json;
 use support::{ms, spawn_app};

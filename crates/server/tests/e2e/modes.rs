@@ -142,11 +142,12 @@ async fn a_wrap_token_wrapping_something_else_is_notauthorised() {
         .await
         .unwrap();
     let wrap = r["wrap_info"]["token"].as_str().unwrap_or_else(|| panic!("no wrap_info: {r}")).to_string();
-    let id =
-        app.submit(&token, json!({"container_image": app.svc.image, "run": ["true"], "wrap_secret_id": wrap})).await;
-    let j = app.wait(&token, &id).await;
-    assert_eq!(j["status"], "notauthorised");
-    assert!(j["output"].as_str().unwrap().ends_with("error: wrapped response has no secret_id"), "{j}");
+    // SPEC §10: since tenants, its creation path (`sys/wrapping/wrap`) is refused at POST,
+    // before anything is stored (it used to end `notauthorised` at run time).
+    let body = json!({"container_image": app.svc.image, "run": ["true"], "wrap_secret_id": wrap});
+    let (code, answer) = app.post_raw(Some(&token), body.to_string()).await;
+    assert_eq!(code, 403, "{answer}");
+    assert_eq!(answer["error"], "wrap_secret_id is not a secret-id of an accepted AppRole");
     app.stop().await;
 }
 
