@@ -8,11 +8,11 @@
 mod audit;
 mod error;
 mod handlers;
-mod tenants;
 mod live;
-mod protect;
 pub mod openapi;
 pub mod ops;
+mod protect;
+mod tenants;
 mod view;
 
 use std::sync::Arc;

@@ -228,8 +228,11 @@ async fn access_log(req: Request, next: Next) -> Response {
 pub struct CachedEngineInfo {
     inner: Arc<dyn ContainerRuntime>,
     ttl: Duration,
-    cache: tokio::sync::Mutex<Option<(Instant, Result<EngineInfo, (RuntimeErrorKind, String)>)>>,
+    cache: tokio::sync::Mutex<Option<(Instant, CachedInfo)>>,
 }
+
+/// A remembered `info` answer (the error as its kind and message: `RuntimeError` is not `Clone`).
+type CachedInfo = Result<EngineInfo, (RuntimeErrorKind, String)>;
 
 impl CachedEngineInfo {
     /// Wraps `inner`, remembering `info` for `ttl`.

@@ -53,10 +53,7 @@ impl Parser {
     pub(crate) fn push(&mut self, bytes: &[u8]) -> Vec<Event> {
         self.buf.extend_from_slice(bytes);
         let mut events = Vec::new();
-        loop {
-            let Some(end) = self.buf.iter().position(|&b| b == b'\n' || b == b'\r') else {
-                break;
-            };
+        while let Some(end) = self.buf.iter().position(|&b| b == b'\n' || b == b'\r') {
             // A CR at the very end may be the first half of a CRLF: wait for more.
             if self.buf[end] == b'\r' && end + 1 == self.buf.len() {
                 break;

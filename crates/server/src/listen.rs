@@ -76,11 +76,15 @@ pub(crate) async fn serve(l: Listen, app: axum::Router, stop: CancellationToken,
             let svc = TowerToHyperService::new(app);
             match tls {
                 None => connection(&builder, TokioIo::new(tcp), svc, stop).await,
-                Some(config) => match tokio::time::timeout(ht, tokio_rustls::TlsAcceptor::from(config.get_inner()).accept(tcp)).await {
-                    Ok(Ok(stream)) => connection(&builder, TokioIo::new(stream), svc, stop).await,
-                    Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
-                    Err(_) => debug!("TLS handshake timed out"),
-                },
+                Some(config) => {
+                    match tokio::time::timeout(ht, tokio_rustls::TlsAcceptor::from(config.get_inner()).accept(tcp))
+                        .await
+                    {
+                        Ok(Ok(stream)) => connection(&builder, TokioIo::new(stream), svc, stop).await,
+                        Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
+                        Err(_) => debug!("TLS handshake timed out"),
+                    }
+                }
             }
         });
     }

@@ -410,7 +410,7 @@ const CLAIM_FAST: &str = concat!(
 );
 
 /// The advisory lock key of capped claims (`GOSTINT_TENANT_MAX_RUNNING`): "gostint" in ASCII.
-const TENANT_CAP_LOCK: i64 = 0x676f_7374_696e_74;
+const TENANT_CAP_LOCK: i64 = 0x0067_6f73_7469_6e74;
 
 /// How many queued jobs there are, counted up to a limit.
 const QUEUED_UP_TO: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' LIMIT $1) q";

@@ -687,6 +687,7 @@ async fn copy_in(
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)] // each is one part of the job's state, none optional
 async fn run_container(
     ports: &Ports,
     cfg: &PipelineConfig,

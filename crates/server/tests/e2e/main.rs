@@ -8,8 +8,8 @@ mod lifecycle;
 mod modes;
 mod sandbox;
 mod support;
-mod ui;
 mod tenants;
+mod ui;
 
 use serde_json::json;
 use support::{ms, spawn_app};

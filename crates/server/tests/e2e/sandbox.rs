@@ -292,7 +292,7 @@ async fn image_gc_removes_only_images_gostint_pulled_once_unused() {
         .await
         .unwrap();
 
-    assert_eq!(removed, [old.clone()], "only the old image gostint pulled");
+    assert_eq!(removed, std::slice::from_ref(&old), "only the old image gostint pulled");
     assert!(!docker(&["image", "inspect", &old]), "{old} removed");
     for kept in [&recent, &busy, &preexisting, &svc.image] {
         assert!(docker(&["image", "inspect", kept]), "{kept} kept");
