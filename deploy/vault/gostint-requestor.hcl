@@ -1,5 +1,5 @@
 # gostint-requestor-TENANT: what a requestor of tenant TENANT needs for gostint-client's
-# secure flow (SPEC §1, §10): response-wrapped secret-ids of the tenant's AppRole only,
+# secure flow (docs/design.md §1, §10): response-wrapped secret-ids of the tenant's AppRole only,
 # encryption with the tenant's transit key only, short-lived child tokens (the API token
 # and the 2-use cubbyhole token), and its own cubbyhole. It can neither mint another
 # tenant's secret-id nor encrypt for another tenant's key.

@@ -17,9 +17,9 @@ pub enum ApiError {
     NotFound,
     /// 413 `Request Too Large.`
     TooLarge,
-    /// 403 `Permission Denied.` with a detail (SPEC §10's creation-path check).
+    /// 403 `Permission Denied.` with a detail (docs/design.md §10's creation-path check).
     Forbidden(String),
-    /// 429 `Too Many Requests.` (SPEC §10's tenant quota).
+    /// 429 `Too Many Requests.` (docs/design.md §10's tenant quota).
     TooMany(String),
     /// 500 `Internal Error.` with a caller-safe detail (the chain is logged where it happened).
     Internal(String),

@@ -1,4 +1,4 @@
-//! gostint's v1 REST API: the routes of SPEC.md §2 on axum, authentication through Vault's
+//! gostint's v1 REST API: the routes of docs/design.md §2 on axum, authentication through Vault's
 //! `lookup-self`, tenant visibility, and the contract's error bodies.
 //!
 //! It depends on `gostint-core` only: the store, Vault and Docker arrive as port traits in
@@ -45,7 +45,7 @@ pub struct AppState {
     pub metrics: gostint_metrics::Metrics,
     /// The accepted tenants (job AppRoles), replaced on SIGHUP.
     pub tenants: gostint_core::TenantRegistry,
-    /// Wakes streams and long-polls when a job changes (SPEC.md §12).
+    /// Wakes streams and long-polls when a job changes (docs/design.md §12).
     pub live: Arc<gostint_core::live::LiveHub>,
 }
 

@@ -1,4 +1,4 @@
-//! Live output (SPEC.md §12): `GET /v1/api/job/{id}/stream` (server-sent events) and the
+//! Live output (docs/design.md §12): `GET /v1/api/job/{id}/stream` (server-sent events) and the
 //! long-poll `GET /v1/api/job/{id}?wait=<d>`.
 //!
 //! Both read the store and sleep on the node's [`LiveHub`](gostint_core::live::LiveHub),

@@ -1,4 +1,4 @@
-//! The node protects itself at the HTTP edge (SPEC.md §11): a cap on requests served at once
+//! The node protects itself at the HTTP edge (docs/design.md §11): a cap on requests served at once
 //! (503 at once beyond it, never an unbounded queue) and a declared `Content-Length` above
 //! the body cap refused with 413 before the body is read.
 

@@ -1,4 +1,4 @@
-//! SPEC §10 at submission: which tenant a job belongs to (the creation path of its wrapped
+//! docs/design.md §10 at submission: which tenant a job belongs to (the creation path of its wrapped
 //! secret-id) and whether that tenant may queue one more.
 
 use gostint_core::VaultErrorKind;

@@ -1,4 +1,4 @@
-//! The job view of `GET /v1/api/job/{id}` (SPEC.md §2.6), keys in the original's order.
+//! The job view of `GET /v1/api/job/{id}` (docs/design.md §2.6), keys in the original's order.
 
 use gostint_core::JobRecord;
 use serde::Serialize;
@@ -20,7 +20,7 @@ pub(crate) struct JobView {
     tty: bool,
     container_id: String,
     kill_requested: bool,
-    /// SPEC §10: the job's tenant (job AppRole name), the last key.
+    /// docs/design.md §10: the job's tenant (job AppRole name), the last key.
     tenant: String,
 }
 

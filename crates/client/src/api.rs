@@ -1,4 +1,4 @@
-//! gostint's v1 API (SPEC.md §2) as the client uses it: one [`Gostint`] per process,
+//! gostint's v1 API (docs/design.md §2) as the client uses it: one [`Gostint`] per process,
 //! verified TLS, `X-Auth-Token` on every call, bodies kept as they came (`--json` prints
 //! them unchanged).
 

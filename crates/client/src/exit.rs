@@ -1,7 +1,7 @@
 //! Exit codes (documented in `--help`, see [`crate::args::AFTER_HELP`]).
 //!
 //! Job return codes pass through, so the client's own codes are chosen where jobs rarely
-//! land: 2 is what SPEC.md §7 fixes for usage/Vault/HTTP errors; 120 and 121 sit below the
+//! land: 2 is what docs/design.md §7 fixes for usage/Vault/HTTP errors; 120 and 121 sit below the
 //! shell's 126–165 range (not found, not executable, killed by a signal); 130/143 are the
 //! shell's own for SIGINT/SIGTERM.
 

@@ -1,4 +1,4 @@
-//! The commands: `run` (SPEC.md §7's sequence, end to end) and `status`, `list`, `kill`,
+//! The commands: `run` (docs/design.md §7's sequence, end to end) and `status`, `list`, `kill`,
 //! `delete`. Each runs its work under [`guarded`], so the session's tokens are revoked
 //! whether the work ends, fails, or a signal interrupts it.
 
@@ -136,7 +136,7 @@ async fn submit_and_wait(
         return Ok(exit::SUCCESS);
     }
 
-    // Live (SPEC.md §12): output as it comes, unless `--json` wants the final view only.
+    // Live (docs/design.md §12): output as it comes, unless `--json` wants the final view only.
     if !a.json {
         let followed = crate::stream::follow(
             api,

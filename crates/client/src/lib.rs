@@ -1,4 +1,4 @@
-//! `gostint-client`: the requestor's CLI for gostint (SPEC.md §7).
+//! `gostint-client`: the requestor's CLI for gostint (docs/design.md §7).
 //!
 //! By default it runs the secure flow: a short-lived `default` API token (the only token
 //! gostint ever sees), a response-wrapped secret id for gostint's AppRole, the job JSON
@@ -8,7 +8,7 @@
 //! every exit path (signals included). `--plain` posts the job itself with the wrapped secret
 //! id. `status`, `list`, `kill` and `delete` cover everyday work.
 //!
-//! Choices where SPEC.md is silent:
+//! Choices where docs/design.md is silent:
 //! - **Subcommand token**: `status`/`list`/`kill`/`delete` act with the requestor's own token
 //!   (after an AppRole login: that login's token, revoked at exit), not with a child. gostint's
 //!   tenant is the token's entity, else `accessor:<accessor>`; an AppRole login has an entity,

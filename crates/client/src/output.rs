@@ -95,7 +95,7 @@ fn progress_line(status: &str, id: &str, elapsed: Duration) -> String {
     format!("\r\x1b[2Kgostint-client: job {id} {status} ({time})")
 }
 
-/// How gostint writes a time not set yet (SPEC.md §2.1).
+/// How gostint writes a time not set yet (docs/design.md §2.1).
 const UNSET_TIME: &str = "0001-01-01T00:00:00Z";
 
 fn str_field<'a>(v: &'a Value, key: &str) -> &'a str {

@@ -1,4 +1,4 @@
-//! The requestor's Vault side (SPEC.md §7 steps 2–7) on `gostint-vault`'s [`VaultClient`],
+//! The requestor's Vault side (docs/design.md §7 steps 2–7) on `gostint-vault`'s [`VaultClient`],
 //! with the bookkeeping that lets [`Session::close`] revoke every token the client made.
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -12,7 +12,7 @@ use serde_json::json;
 use crate::args::{value_or_file, Common};
 use crate::output::Diag;
 
-/// Where the encrypted job waits for gostint (SPEC.md §3.1 mode B).
+/// Where the encrypted job waits for gostint (docs/design.md §3.1 mode B).
 pub const CUBBY_PATH: &str = "cubbyhole/job";
 /// Uses of the cubbyhole token: our write, gostint's read. A third reader (an interceptor
 /// first, or gostint after one) fails, and gostint raises its interception alert.
@@ -140,7 +140,7 @@ impl Session {
         locked(&self.login).clone().ok_or_else(|| anyhow!("not logged in to Vault"))
     }
 
-    /// Logs in (AppRole) or takes the token, and checks it with `lookup-self` (SPEC.md §7.2).
+    /// Logs in (AppRole) or takes the token, and checks it with `lookup-self` (docs/design.md §7.2).
     /// Returns the requestor's token.
     ///
     /// # Errors
@@ -176,7 +176,7 @@ impl Session {
         Ok(token)
     }
 
-    /// A child `default` token gostint sees instead of the requestor's (SPEC.md §7.3),
+    /// A child `default` token gostint sees instead of the requestor's (docs/design.md §7.3),
     /// revoked at [`close`](Self::close).
     ///
     /// # Errors
@@ -192,7 +192,7 @@ impl Session {
         Ok(token)
     }
 
-    /// A response-wrapped secret id for gostint's AppRole (SPEC.md §7.4).
+    /// A response-wrapped secret id for gostint's AppRole (docs/design.md §7.4).
     ///
     /// # Errors
     /// The requestor may not mint secret ids for `approle`; Vault unreachable.
@@ -207,7 +207,7 @@ impl Session {
         Ok(wrapped)
     }
 
-    /// `transit/encrypt/<key>` of `plaintext_b64` (SPEC.md §7.5).
+    /// `transit/encrypt/<key>` of `plaintext_b64` (docs/design.md §7.5).
     ///
     /// # Errors
     /// The requestor may not use the key; Vault unreachable.
@@ -223,7 +223,7 @@ impl Session {
     }
 
     /// A `default` token limited to [`CUBBY_USES`] uses and [`CUBBY_TTL`], holding
-    /// `{"payload": ciphertext}` at [`CUBBY_PATH`] (SPEC.md §7.6–7): one use spent on the
+    /// `{"payload": ciphertext}` at [`CUBBY_PATH`] (docs/design.md §7.6–7): one use spent on the
     /// write, one left for gostint.
     ///
     /// # Errors

@@ -1,4 +1,4 @@
-//! Following a job live (SPEC.md §12): `GET /v1/api/job/{id}/stream` read as server-sent
+//! Following a job live (docs/design.md §12): `GET /v1/api/job/{id}/stream` read as server-sent
 //! events, resumed with `Last-Event-ID` after a dropped connection, and the text of each
 //! `stdout`/`stderr` event handed over byte for byte.
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use gostint_core::{JobNetwork, Limits, SandboxPolicy};
 
-/// The environment variables, with their defaults and meaning (SPEC.md §6).
+/// The environment variables, with their defaults and meaning (docs/design.md §6).
 pub mod env {
     /// Listen port. Default `3232`. Not an integer → the server exits with an error.
     pub const PORT: &str = "GOSTINT_PORT";
@@ -97,7 +97,7 @@ pub mod env {
     pub const VAULT_CLIENT_TIMEOUT: &str = "VAULT_CLIENT_TIMEOUT";
     /// Accepted but ignored (with a warning), as in the original's later versions.
     pub const IGNORED: &[&str] = &["GOSTINT_DBAUTH_TOKEN", "GOSTINT_RUN_ROLENAME"];
-    /// The tenants (SPEC §10): comma list of `name:role_id`, one job AppRole each. The name
+    /// The tenants (docs/design.md §10): comma list of `name:role_id`, one job AppRole each. The name
     /// is the AppRole's name, its transit key and its queue namespace: 1–64 of `a-z 0-9 - _`,
     /// starting with a letter or digit. A job is accepted only with a secret-id wrapped by
     /// Vault at `auth/approle/role/<name>/secret-id` of a listed name, logs in with that
@@ -134,7 +134,7 @@ pub mod env {
     /// and `/v1/api/health` reports the store unavailable. Default `5s`.
     pub const STORE_TIMEOUT: &str = "GOSTINT_STORE_TIMEOUT";
     /// Capabilities job containers get back, a comma list such as `NET_BIND_SERVICE,CHOWN`
-    /// (with or without `CAP_`). Default: none; every capability is dropped (SPEC.md §11).
+    /// (with or without `CAP_`). Default: none; every capability is dropped (docs/design.md §11).
     /// `ALL` is refused. (The engine log of a job is bounded too: two json-files of
     /// 1.25 × `GOSTINT_MAX_OUTPUT` each.)
     pub const JOB_CAP_ADD: &str = "GOSTINT_JOB_CAP_ADD";
@@ -171,7 +171,7 @@ pub mod env {
     pub const METRICS_TOKEN: &str = "GOSTINT_METRICS_TOKEN";
 }
 
-/// Every boolean setting takes exactly one of these, in any case (SPEC.md §11: anything
+/// Every boolean setting takes exactly one of these, in any case (docs/design.md §11: anything
 /// else refuses to start, naming the variable).
 pub const BOOLEAN_WORDS: &str = "1, 0, true, false, yes, no, on or off";
 
@@ -476,7 +476,7 @@ impl Settings {
                 parse_size(default).unwrap_or_default()
             }))
         };
-        // Strict booleans (SPEC.md §11): unset or blank is the default, a bad word an error.
+        // Strict booleans (docs/design.md §11): unset or blank is the default, a bad word an error.
         let flag = |var: &'static str, default: bool| -> bool {
             match get(var) {
                 None => default,
@@ -663,7 +663,7 @@ impl Settings {
     }
 }
 
-/// The sandbox settings (SPEC.md §11); `max_output` sizes the engine's log.
+/// The sandbox settings (docs/design.md §11); `max_output` sizes the engine's log.
 fn sandbox(get: &dyn Fn(&str) -> Option<String>, max_output: usize) -> Result<SandboxPolicy, ConfigError> {
     let invalid = |var: &'static str, value: String, msg: String| ConfigError::Invalid { var, value, msg };
     let pids = |var: &'static str, default: i64| -> Result<i64, ConfigError> {

@@ -9,11 +9,11 @@ use serde::Deserialize;
 /// The default uncompressed size a content tar may reach before it is refused (gzip bombs).
 pub const MAX_CONTENT_UNPACKED: u64 = 1 << 30;
 
-/// Most bytes of a content's `gostint.yml` that are read (SPEC.md §11); a larger one fails
+/// Most bytes of a content's `gostint.yml` that are read (docs/design.md §11); a larger one fails
 /// the job.
 pub const MAX_METADATA: u64 = 1 << 20;
 
-/// Content that cannot be used; the texts are the original's (SPEC.md §3.3).
+/// Content that cannot be used; the texts are the original's (docs/design.md §3.3).
 #[derive(Debug, thiserror::Error)]
 pub enum ContentError {
     /// Not two comma-separated parts.
@@ -181,7 +181,7 @@ pub fn first_file_of_tar(tar_bytes: &[u8]) -> Result<Vec<u8>, String> {
 pub const GOSTINT_PASSWD_LINE: &str = "gostint:x:2001:2001:gostint:/tmp:/bin/sh\n";
 
 /// `/etc/passwd` with the job user appended; a missing final newline is repaired first and
-/// a missing file becomes just that line (SPEC.md §3.8).
+/// a missing file becomes just that line (docs/design.md §3.8).
 pub fn patch_passwd(existing: Option<&[u8]>) -> Vec<u8> {
     let mut out = existing.map(<[u8]>::to_vec).unwrap_or_default();
     if !out.is_empty() && !out.ends_with(b"\n") {

@@ -7,7 +7,7 @@ use rand::RngCore;
 
 /// A job id: 12 bytes shown as 24 lower-case hex characters, shaped like a MongoDB
 /// ObjectId (4-byte big-endian Unix seconds, then 8 random bytes) so that existing
-/// clients that validate the id keep working (SPEC.md §2.1).
+/// clients that validate the id keep working (docs/design.md §2.1).
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct JobId([u8; 12]);
 
@@ -81,7 +81,7 @@ impl NodeId {
 }
 
 impl NodeId {
-    /// The `output` of this node's jobs when it stops heartbeating (SPEC.md §5.6).
+    /// The `output` of this node's jobs when it stops heartbeating (docs/design.md §5.6).
     pub fn lost_message(&self) -> String {
         format!("gostint node {} stopped reporting; outcome unknown", self.0)
     }

@@ -15,7 +15,7 @@ where
 }
 
 /// The fields that define a job, as they come in the POST body (the "outer" fields) or in
-/// a decrypted payload. Keys outside SPEC.md §2.5's allow-list are ignored, so a caller
+/// a decrypted payload. Keys outside docs/design.md §2.5's allow-list are ignored, so a caller
 /// cannot set server fields such as `status` or `container_id`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -56,7 +56,7 @@ pub struct JobDefinition {
     /// Docker `Tty`: one combined output stream.
     #[serde(deserialize_with = "null_as_default")]
     pub tty: bool,
-    /// **[new]** The job's own pids/memory/CPU request (SPEC.md §11), capped by the node's
+    /// **[new]** The job's own pids/memory/CPU request (docs/design.md §11), capped by the node's
     /// `GOSTINT_JOB_MAX_*`.
     #[serde(deserialize_with = "null_as_default", skip_serializing_if = "Resources::is_empty")]
     pub resources: Resources,
@@ -98,7 +98,7 @@ pub enum SubmitError {
 }
 
 impl SubmitRequest {
-    /// Checks what can be checked at submission (SPEC.md §2.5: nothing else is).
+    /// Checks what can be checked at submission (docs/design.md §2.5: nothing else is).
     ///
     /// # Errors
     /// The first rule the request breaks.
@@ -142,7 +142,7 @@ pub struct NewJob {
     pub wrap_secret_id: String,
     /// Transit ciphertext, never the plaintext; blanked once the job ends.
     pub payload: Option<String>,
-    /// The tenant (job AppRole name, SPEC §10) whose secret-id came with the job; with
+    /// The tenant (job AppRole name, docs/design.md §10) whose secret-id came with the job; with
     /// `qname` the queue key. `""` in a single-tenant set-up without `GOSTINT_ROLENAME`.
     pub tenant: String,
 }
@@ -206,7 +206,7 @@ pub struct JobRecord {
     pub wrap_secret_id: String,
     /// Transit ciphertext until the job ends.
     pub payload: Option<String>,
-    /// The tenant (job AppRole name, SPEC §10); with `qname` the queue key.
+    /// The tenant (job AppRole name, docs/design.md §10); with `qname` the queue key.
     pub tenant: String,
 }
 

@@ -1,4 +1,4 @@
-//! Live output (SPEC.md §12) and secret masking (SPEC.md §11): the streaming [`Masker`]
+//! Live output (docs/design.md §12) and secret masking (docs/design.md §11): the streaming [`Masker`]
 //! the worker runs every output chunk through, and the in-process [`LiveHub`] that wakes
 //! stream and long-poll handlers when a job's output or status changes.
 

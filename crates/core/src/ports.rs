@@ -173,7 +173,7 @@ pub trait JobStore: Send + Sync + 'static {
     /// compares them with the jobs its pipelines hold, to end any that none holds, e.g. a
     /// claim that committed but whose answer was lost with the connection).
     async fn active_ids_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError>;
-    /// **[new]** Image GC (SPEC.md §5.7): records that this deployment pulled `image` onto
+    /// **[new]** Image GC (docs/design.md §5.7): records that this deployment pulled `image` onto
     /// `engine` (an image that was absent before), last used `now`. Only recorded images
     /// are ever collected.
     async fn record_image_pull(&self, engine: &str, image: &str, now: Timestamp) -> Result<(), StoreError>;
@@ -462,7 +462,7 @@ impl VaultError {
     }
 }
 
-/// The Vault calls gostint's server makes (SPEC.md §4). Tokens pass through as `&str`
+/// The Vault calls gostint's server makes (docs/design.md §4). Tokens pass through as `&str`
 /// and are never logged.
 #[async_trait]
 pub trait JobVault: Send + Sync + 'static {

@@ -1,4 +1,4 @@
-//! `Debug` for the types that carry a secret (SPEC.md §11: no `Debug` output of a job,
+//! `Debug` for the types that carry a secret (docs/design.md §11: no `Debug` output of a job,
 //! setting or request carries one): tokens, wrapping tokens, secret values and a
 //! container's environment (it holds `VAULT_TOKEN`) print as their size only.
 

@@ -5,7 +5,7 @@ use std::sync::OnceLock;
 
 use regex::Regex;
 
-/// `<var>@<vault path>.<key>` (SPEC.md §3.6).
+/// `<var>@<vault path>.<key>` (docs/design.md §3.6).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SecretRef {
     /// Name in the secrets file.
@@ -113,7 +113,7 @@ impl SecretFileType {
 /// A parsed image reference: `[registry/]repository[:tag][@digest]`.
 ///
 /// Fixes the original's defects: a registry port is not a tag (`host:5000/img`), and
-/// `@sha256:` digests are accepted (SPEC.md §5.3).
+/// `@sha256:` digests are accepted (docs/design.md §5.3).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ImageRef {
     registry: Option<String>,

@@ -1,5 +1,5 @@
 //! Layering the outer fields, the decrypted payload and the content's `gostint.yml` into
-//! the one definition a node runs (SPEC.md §3.5), validated before any Docker call.
+//! the one definition a node runs (docs/design.md §3.5), validated before any Docker call.
 
 use crate::content::{decode_content, inspect_content, ContentError};
 use crate::refs::{ImageRef, InvalidImageRef, InvalidPullPolicy, InvalidSecretFileType, UnparseableSecretRef};

@@ -1,4 +1,4 @@
-//! The job sandbox (SPEC.md §11): the limits a job container runs under, a job's own
+//! The job sandbox (docs/design.md §11): the limits a job container runs under, a job's own
 //! `resources` request and how it is capped, the network choice and the image allow-list.
 //!
 //! Capabilities dropped, `no-new-privileges` and the init process are not here: the
@@ -263,7 +263,7 @@ impl SandboxPolicy {
         Ok(l)
     }
 
-    /// Checks `image` against the allow-list (SPEC.md §11), matching its normalised form
+    /// Checks `image` against the allow-list (docs/design.md §11), matching its normalised form
     /// ([`normalised_image`]).
     ///
     /// # Errors

@@ -1,4 +1,4 @@
-//! The secrets file a job finds at `/secrets.yml` or `/secrets.json` (SPEC.md §3.7).
+//! The secrets file a job finds at `/secrets.yml` or `/secrets.json` (docs/design.md §3.7).
 
 use std::collections::BTreeMap;
 

@@ -1,4 +1,4 @@
-//! The job state machine of SPEC.md §5.1, in one place.
+//! The job state machine of docs/design.md §5.1, in one place.
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,4 +1,4 @@
-//! Tenants (SPEC.md §10): a tenant is a job AppRole. Its name is the AppRole's name and the
+//! Tenants (docs/design.md §10): a tenant is a job AppRole. Its name is the AppRole's name and the
 //! transit key of its payloads; its role_id is what a node logs in with. The set comes from
 //! `GOSTINT_APPROLES` / `GOSTINT_APPROLES_FILE` (re-read on SIGHUP) or, when those are unset,
 //! is the one tenant `GOSTINT_ROLENAME:GOSTINT_ROLEID` of a single-tenant deployment.

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// A UTC instant with millisecond precision; `Timestamp::ZERO` means "unset" and shows as
-/// `0001-01-01T00:00:00Z` (SPEC.md §2.1).
+/// `0001-01-01T00:00:00Z` (docs/design.md §2.1).
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Debug, Default)]
 pub struct Timestamp(i64);
 

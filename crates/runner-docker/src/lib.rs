@@ -4,7 +4,7 @@
 //! One [`DockerRuntime`] (cheap to clone) is made per process with
 //! [`DockerRuntime::connect`], which reads the Docker CLI's own environment (`DOCKER_HOST`,
 //! `DOCKER_TLS_VERIFY`, `DOCKER_CERT_PATH`, `DOCKER_API_VERSION`, see [`DockerConnection`])
-//! and negotiates the API version with the engine (SPEC.md §9 item 22: one shared client).
+//! and negotiates the API version with the engine (docs/defects.md item 22: one shared client).
 //!
 //! Nothing outside this crate sees a bollard type: failures become
 //! [`RuntimeError`](gostint_core::RuntimeError)s carrying the engine's own message and a

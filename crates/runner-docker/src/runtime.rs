@@ -245,7 +245,7 @@ impl ContainerRuntime for DockerRuntime {
                         })
                         .collect()
                 }),
-                // The sandbox (SPEC.md §11): not optional. Every capability dropped but the
+                // The sandbox (docs/design.md §11): not optional. Every capability dropped but the
                 // operator's add-back list; setuid binaries grant nothing; Docker's init
                 // forwards signals and reaps zombies.
                 cap_drop: Some(vec!["ALL".into()]),
@@ -559,7 +559,7 @@ struct PullFailure {
 
 impl PullFailure {
     /// Engine unreachable → retry, `Transient` if it stays so. The engine's refusals are
-    /// `ImageMissing`; a 4xx or a final registry answer is not retried (SPEC.md §9 item 12).
+    /// `ImageMissing`; a 4xx or a final registry answer is not retried (docs/defects.md item 12).
     fn of(e: &BollardError) -> Self {
         if is_transport(e) {
             return Self { retry: true, error: to_runtime(e, RuntimeErrorKind::Transient) };

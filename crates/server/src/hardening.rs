@@ -1,4 +1,4 @@
-//! The node protects itself (SPEC.md §11): log levels scoped to gostint's own crates,
+//! The node protects itself (docs/design.md §11): log levels scoped to gostint's own crates,
 //! start-up warnings for weakened transport, private SQLite paths, and the count of open
 //! client connections.
 

@@ -166,7 +166,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         .await
         .context("connecting to the Docker engine (DOCKER_HOST)")?;
     let runtime: Arc<dyn ContainerRuntime> = Arc::new(runtime);
-    // Image GC records pulls under the engine's id (SPEC.md §5.7); empty = GC off.
+    // Image GC records pulls under the engine's id (docs/design.md §5.7); empty = GC off.
     let gc_engine = match settings.image_gc_age {
         Some(_) => runtime.engine_id().await.context("reading the Docker engine's id for image GC")?,
         None => String::new(),
@@ -439,7 +439,7 @@ impl Housekeeping {
         }
     }
 
-    /// Every 60 s + 0–60 s (SPEC.md §5.7), or sooner when the stale threshold is short.
+    /// Every 60 s + 0–60 s (docs/design.md §5.7), or sooner when the stale threshold is short.
     async fn run(self, cancel: CancellationToken) {
         let base = Duration::from_secs(60).min(self.stale_after / 3).max(Duration::from_millis(200));
         loop {
@@ -453,7 +453,7 @@ impl Housekeeping {
     }
 }
 
-/// Runs until SIGTERM (drain, then exit) — SIGINT only drains (SPEC.md §5.5).
+/// Runs until SIGTERM (drain, then exit) — SIGINT only drains (docs/design.md §5.5).
 ///
 /// # Errors
 /// Start-up failures (see [`start`]).

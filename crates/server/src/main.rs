@@ -53,7 +53,7 @@ enum ConfigCommand {
 }
 
 fn init_tracing(debug: bool) {
-    // GOSTINT_DEBUG raises gostint's own crates only (SPEC.md §11); RUST_LOG overrides.
+    // GOSTINT_DEBUG raises gostint's own crates only (docs/design.md §11); RUST_LOG overrides.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(gostint_server::log_filter(debug)));
     tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).init();

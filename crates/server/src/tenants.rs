@@ -1,4 +1,4 @@
-//! SIGHUP re-reads `GOSTINT_APPROLES_FILE` (SPEC §10): the new tenant set takes effect for
+//! SIGHUP re-reads `GOSTINT_APPROLES_FILE` (docs/design.md §10): the new tenant set takes effect for
 //! the next POST and the next job run. A file that no longer parses keeps the set in force.
 
 use std::path::PathBuf;

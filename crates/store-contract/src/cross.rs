@@ -1,6 +1,6 @@
 //! Checks for stores shared by several processes (PostgreSQL): two handles on one database,
 //! as two gostint nodes would hold, and the [`StoreEvent`]s one node's writes must deliver
-//! to the other's [`JobStore::listen`] (SPEC.md §5.2, §5.4: wake-ups within milliseconds,
+//! to the other's [`JobStore::listen`] (docs/design.md §5.2, §5.4: wake-ups within milliseconds,
 //! not the 1 s fallback sweep).
 //!
 //! A single-process store (SQLite) has no second handle and skips these.

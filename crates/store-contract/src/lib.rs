@@ -1,4 +1,4 @@
-//! The behavioural suite every [`JobStore`] must pass (SPEC.md §2.6–2.9, §5.1, §5.2, §5.6,
+//! The behavioural suite every [`JobStore`] must pass (docs/design.md §2.6–2.9, §5.1, §5.2, §5.6,
 //! §5.7): queue semantics, the job life cycle, visibility, listing and housekeeping.
 //!
 //! It is a normal library used as a dev-dependency by each store crate, and it knows no
@@ -32,7 +32,7 @@ use gostint_core::{
 };
 pub use tenants::*;
 
-/// The output a stale-node sweep writes (SPEC §5.6).
+/// The output a stale-node sweep writes (docs/design.md §5.6).
 pub fn node_lost_message(node: &NodeId) -> String {
     node.lost_message()
 }
@@ -647,7 +647,7 @@ pub async fn concurrent_claims_never_put_two_active_jobs_in_one_queue(s: Subject
     }
 }
 
-/// The stale-node hook (SPEC §5.6) ends **all** of that node's active jobs at once, with
+/// The stale-node hook (docs/design.md §5.6) ends **all** of that node's active jobs at once, with
 /// `ended` set, and touches nothing else (the original marked one job per pass).
 pub async fn mark_node_lost_ends_every_active_job_of_that_node_only(s: Subject) {
     let r1 = running_job(&s, "r1", &node_a(), at(1)).await;
@@ -675,7 +675,7 @@ pub async fn mark_node_lost_ends_every_active_job_of_that_node_only(s: Subject) 
 // ---------------------------------------------------------------- finish
 
 /// `finish` writes the outcome and `ended`, and blanks `payload`, `wrap_secret_id` and the
-/// definition's `content` and `env_vars` (SPEC §9 item 37); the rest stays.
+/// definition's `content` and `env_vars` (docs/defects.md item 37); the rest stays.
 pub async fn finish_records_the_outcome_and_blanks_secrets(s: Subject) {
     let id = running_job(&s, "q", &node_a(), at(1)).await;
     s.store.set_container(&id, "docker.io/library/busybox:latest", "c0ffee").await.expect("set_container");
@@ -1102,7 +1102,7 @@ pub async fn text_with_nul_characters_is_stored(s: Subject) {
     assert!(!rec.stderr.is_empty());
 }
 
-/// The stale-node sweep (SPEC §5.6): every node whose last heartbeat is before the cutoff
+/// The stale-node sweep (docs/design.md §5.6): every node whose last heartbeat is before the cutoff
 /// has **all** its `running`/`stopping` jobs ended `unknown` with `ended` = now and the
 /// node-lost output, their queues freed, and its row deleted; it is reaped once.
 pub async fn reap_stale_nodes_ends_every_active_job_of_each_stale_node_and_frees_its_queues(s: Subject) {

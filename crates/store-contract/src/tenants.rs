@@ -1,4 +1,4 @@
-//! Tenants in the store (SPEC §10): the queue key is (tenant, qname); slots go round-robin
+//! Tenants in the store (docs/design.md §10): the queue key is (tenant, qname); slots go round-robin
 //! over tenants; `set_tenant_max_running` caps a tenant's active jobs; `count_queued`.
 
 use std::collections::HashSet;

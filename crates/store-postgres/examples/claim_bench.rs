@@ -1,6 +1,6 @@
 //! Claim-and-finish throughput of empty jobs on SQLite and PostgreSQL, and the delay from a
 //! queue freeing on one node to its next job being claimed on another through
-//! LISTEN/NOTIFY (SPEC §5.2: milliseconds, not the original's 1 s poll).
+//! LISTEN/NOTIFY (docs/design.md §5.2: milliseconds, not the original's 1 s poll).
 //!
 //! ```text
 //! . .dev/env   # GOSTINT_TEST_DATABASE_URL; without it only SQLite is measured

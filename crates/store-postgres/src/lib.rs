@@ -1,5 +1,5 @@
 //! gostint's [`JobStore`] on PostgreSQL: the store for several gostint nodes sharing one
-//! database (SPEC.md §1, §5.2, §5.6).
+//! database (docs/design.md §1, §5.2, §5.6).
 //!
 //! Start at [`PgJobStore::connect`]. The schema lives in `migrations/` (run at connect, under
 //! sqlx's advisory lock, so nodes starting together migrate once). The queue rules are in
@@ -9,7 +9,7 @@
 //! rows. Every write that may let another node claim or kill sends `pg_notify` in the same
 //! statement or transaction; [`JobStore::listen`] turns those into [`StoreEvent`]s.
 //!
-//! Optional Vault-issued credentials (SPEC §6.1 `GOSTINT_RUN_ROLEID`) are in [`vault`]:
+//! Optional Vault-issued credentials (docs/design.md §6.1 `GOSTINT_RUN_ROLEID`) are in [`vault`]:
 //! they swap the connection pool behind the store when the credentials rotate.
 //!
 //! This crate must not know the API, the worker or Docker; it only speaks the core types.
@@ -59,7 +59,7 @@ macro_rules! columns {
     };
 }
 
-/// The assignments that blank what a finished job must not keep (SPEC §9 item 37).
+/// The assignments that blank what a finished job must not keep (docs/defects.md item 37).
 macro_rules! blank_secrets {
     () => {
         "payload = NULL, wrap_secret_id = '', definition_secrets = NULL"
@@ -308,7 +308,7 @@ pub(crate) async fn open_pool(options: &PgConnectOptions, max_connections: u32) 
 
 // ---------------------------------------------------------------- SQL
 
-/// The fair pick shared by both claim statements (SPEC §5.2, §10), from `heads(seq, tenant,
+/// The fair pick shared by both claim statements (docs/design.md §5.2, §10), from `heads(seq, tenant,
 /// submitted)`: the free queue heads, one per (tenant, qname). `ranked` numbers each tenant's
 /// heads oldest first; `tstat` has each such tenant's active jobs and when it last had a job
 /// started. Slots go round-robin over tenants: every tenant's first head before any second
@@ -355,7 +355,7 @@ macro_rules! fair_pick {
     };
 }
 
-/// The claim, in one statement (SPEC §5.2, §10).
+/// The claim, in one statement (docs/design.md §5.2, §10).
 ///
 /// `queues` skips through the partial index `jobs_queued` (`tenant, qname, submitted, seq`)
 /// from one queued (tenant, qname) key to the next (PostgreSQL has no skip scan of its own:
@@ -617,7 +617,7 @@ fn records(rows: Vec<JobRow>) -> Result<Vec<JobRecord>, StoreError> {
     rows.into_iter().map(JobRow::into_record).collect()
 }
 
-/// Whether a failed claim statement only met another claimer (SPEC §5.2: busy, not an error).
+/// Whether a failed claim statement only met another claimer (docs/design.md §5.2: busy, not an error).
 fn lost_claim_race(e: &sqlx::Error) -> bool {
     match e {
         sqlx::Error::Database(db) => {
@@ -801,7 +801,7 @@ impl JobStore for PgJobStore {
         let previous = JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(format!("job {hex}: {e}")))?;
         let container_id: String = row.try_get("container_id").map_err(backend)?;
         if previous.transition(JobEvent::Kill) == Ok(JobStatus::Failed) {
-            // queued → failed at once (SPEC §2.9); the row is locked, so it is still queued.
+            // queued → failed at once (docs/design.md §2.9); the row is locked, so it is still queued.
             // The next job of the queue may now be its head.
             sqlx::query(concat!(
                 "UPDATE jobs SET status = 'failed', ended = $2, output = 'job killed', kill_requested = TRUE, ",
@@ -852,7 +852,7 @@ impl JobStore for PgJobStore {
     }
 
     async fn delete(&self, id: &JobId, who: Visibility<'_>) -> Result<DeleteOutcome, StoreError> {
-        // One conditional DELETE (SPEC §2.8). The other parts of the statement read the
+        // One conditional DELETE (docs/design.md §2.8). The other parts of the statement read the
         // snapshot from before it, so `visible` explains a refusal, and deleting a queued
         // job (perhaps a queue's head) wakes the claimers.
         let row = sqlx::query(

@@ -1,4 +1,4 @@
-//! Vault-issued database credentials (SPEC.md §6.1 `GOSTINT_RUN_ROLEID`/`GOSTINT_RUN_SECRETID`,
+//! Vault-issued database credentials (docs/design.md §6.1 `GOSTINT_RUN_ROLEID`/`GOSTINT_RUN_SECRETID`,
 //! `GOSTINT_DB_CREDS_ROLE`; §9 item 19: the original never renewed them).
 //!
 //! [`connect_with_vault_creds`] logs in with AppRole, reads `GET /v1/<mount>/creds/<role>`,

@@ -1,5 +1,5 @@
 //! gostint's [`JobStore`] on SQLite: the default store, for one node per database file
-//! (SPEC.md §5.6; several nodes need PostgreSQL).
+//! (docs/design.md §5.6; several nodes need PostgreSQL).
 //!
 //! Start at [`SqliteJobStore::open`]. The schema lives in `migrations/` (run at open); the
 //! one-active-job-per-queue rule is a partial unique index there, so no code path can break
@@ -37,7 +37,7 @@ macro_rules! columns {
     };
 }
 
-/// The assignments that blank what a finished job must not keep (SPEC §9 item 37).
+/// The assignments that blank what a finished job must not keep (docs/defects.md item 37).
 macro_rules! blank_secrets {
     () => {
         "payload = NULL, wrap_secret_id = '', \
@@ -220,7 +220,7 @@ impl SqliteJobStore {
         self.writer.close().await;
     }
 
-    /// What the stale-node sweep does (SPEC §5.6): turns **every** `running`/`stopping` job
+    /// What the stale-node sweep does (docs/design.md §5.6): turns **every** `running`/`stopping` job
     /// of `node` into `unknown` with `ended` = `now` and the node-lost output, blanking its
     /// secrets like any end; returns how many.
     async fn mark_lost(&self, node: &NodeId, now: Timestamp) -> Result<u64, StoreError> {
@@ -258,7 +258,7 @@ impl SqliteJobStore {
 
 // ---------------------------------------------------------------- SQL
 
-/// The fair pick shared by both claim statements (SPEC §5.2, §10), from `heads(seq, tenant,
+/// The fair pick shared by both claim statements (docs/design.md §5.2, §10), from `heads(seq, tenant,
 /// submitted)`: the free queue heads, one per (tenant, qname). `ranked` numbers each tenant's
 /// heads oldest first; `tstat` has each such tenant's active jobs and when it last had a job
 /// started. Slots then go round-robin over tenants: every tenant's first head before any
@@ -292,7 +292,7 @@ macro_rules! fair_pick {
     };
 }
 
-/// The claim, in one statement (SPEC §5.2, §10).
+/// The claim, in one statement (docs/design.md §5.2, §10).
 ///
 /// `queues` walks the distinct (tenant, qname) keys that have a queued job by skipping
 /// through the `jobs_claim` index (`status, tenant, qname, …`): one seek per queue, however
@@ -558,7 +558,7 @@ impl JobStore for SqliteJobStore {
         drop(conn);
         let mut rows = match claimed {
             Ok(rows) => rows,
-            // SPEC §5.2: a unique violation means the queue is busy. With one writer it
+            // docs/design.md §5.2: a unique violation means the queue is busy. With one writer it
             // cannot happen; if it ever does, the statement changed nothing.
             Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
                 tracing::warn!(error = %e, "claim met an active job; nothing claimed");
@@ -648,7 +648,7 @@ impl JobStore for SqliteJobStore {
         let previous = JobStatus::from_str(&status).map_err(|e| StoreError::Corrupt(format!("job {hex}: {e}")))?;
         let container_id: String = row.try_get("container_id").map_err(backend)?;
         if previous.transition(JobEvent::Kill) == Ok(JobStatus::Failed) {
-            // queued → failed at once (SPEC §2.9), conditional on it still being queued.
+            // queued → failed at once (docs/design.md §2.9), conditional on it still being queued.
             sqlx::query(concat!(
                 "UPDATE jobs SET status = 'failed', ended = ?2, output = 'job killed', kill_requested = 1, ",
                 blank_secrets!(),
@@ -696,7 +696,7 @@ impl JobStore for SqliteJobStore {
         let hex = id.to_hex();
         let owner = owner_of(&who);
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
-        // One conditional statement does the deleting (SPEC §2.8); the read only explains a refusal.
+        // One conditional statement does the deleting (docs/design.md §2.8); the read only explains a refusal.
         let done = sqlx::query(
             "DELETE FROM jobs WHERE id = ?1 AND (?2 IS NULL OR owner = ?2) AND status NOT IN ('running', 'stopping')",
         )

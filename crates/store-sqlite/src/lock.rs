@@ -1,4 +1,4 @@
-//! The process lock that makes one database file belong to one gostint process (SPEC §5.6).
+//! The process lock that makes one database file belong to one gostint process (docs/design.md §5.6).
 //!
 //! `flock(2)` (std's `File::try_lock`, stable since Rust 1.89, the workspace's
 //! `rust-version`) on `<db>.lock`: the kernel drops the lock when the process dies, so a

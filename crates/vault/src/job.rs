@@ -1,4 +1,4 @@
-//! [`JobVault`] for [`VaultClient`]: the calls gostint's server makes (SPEC.md §2.3, §2.5, §4).
+//! [`JobVault`] for [`VaultClient`]: the calls gostint's server makes (docs/design.md §2.3, §2.5, §4).
 
 use async_trait::async_trait;
 use gostint_core::{JobVault, SecretData, TokenInfo, VaultError, VaultErrorKind, WrapInfo};
@@ -38,7 +38,7 @@ impl JobVault for VaultClient {
     }
 
     async fn unwrap(&self, wrap_token: &str) -> Result<Object, VaultError> {
-        // Authenticated by the wrapping token itself, never any other (SPEC.md §9.42);
+        // Authenticated by the wrapping token itself, never any other (docs/defects.md item 42);
         // sent once: a wrapping token is single use.
         let call = Call::new(Method::PUT, "sys/wrapping/unwrap").token(wrap_token);
         let label = call.label();
@@ -167,7 +167,7 @@ pub(crate) fn token_info(body: &Value, label: &str) -> Result<TokenInfo, VaultEr
     Ok(TokenInfo { entity_id: text("entity_id")?, accessor: text("accessor")?, policies })
 }
 
-/// A secret read's data, KV v2 unwrapped (SPEC.md §3.6: `data.data` an object and
+/// A secret read's data, KV v2 unwrapped (docs/design.md §3.6: `data.data` an object and
 /// `data.metadata` present → v2), with Vault's warnings.
 fn secret_data(body: &Value, label: &str) -> Result<SecretData, VaultError> {
     let warnings = match body.get("warnings") {

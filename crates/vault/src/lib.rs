@@ -1,8 +1,8 @@
 //! gostint's Vault/OpenBao client: [`VaultClient`], an HTTP client (reqwest, rustls) that
 //! implements the core's [`JobVault`](gostint_core::JobVault) port — token lookup, cubbyhole
-//! and secret reads, unwrap, AppRole login, transit decrypt, revoke (SPEC.md §2.3, §2.5, §3.6,
+//! and secret reads, unwrap, AppRole login, transit decrypt, revoke (docs/design.md §2.3, §2.5, §3.6,
 //! §4) — plus the requestor-side calls `gostint-client` makes before submitting a job
-//! (token creation, wrapped secret-ids, transit encrypt, cubbyhole writes; SPEC.md §7).
+//! (token creation, wrapped secret-ids, transit encrypt, cubbyhole writes; docs/design.md §7).
 //!
 //! Start at [`VaultClient::new`] with a [`VaultConfig`]. The client holds no token: each call
 //! takes the token it acts with as `&str`, and tokens this crate hands back are

@@ -1,4 +1,4 @@
-//! The requestor's calls (SPEC.md §7 steps 2–7): what `gostint-client` and the tests do
+//! The requestor's calls (docs/design.md §7 steps 2–7): what `gostint-client` and the tests do
 //! before a job reaches gostint. gostint's server never makes these.
 
 use gostint_core::{TokenInfo, VaultError};

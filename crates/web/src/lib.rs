@@ -1,4 +1,4 @@
-//! gostint's web UI (SPEC.md §8): a single-page app of plain HTML, CSS and JavaScript
+//! gostint's web UI (docs/design.md §8): a single-page app of plain HTML, CSS and JavaScript
 //! modules, embedded in the binary with `include_str!` (no Node toolchain, no CDN, no
 //! extra crate) and served at `/` when `GOSTINT_UI=1`.
 //!

@@ -50,7 +50,7 @@ pub struct WorkerConfig {
     pub max_running: usize,
     /// Fallback sweep period (the original's 1 s tick).
     pub sweep: Duration,
-    /// Kill loop period (SPEC.md §5.4: 5 s; the API also wakes it at once).
+    /// Kill loop period (docs/design.md §5.4: 5 s; the API also wakes it at once).
     pub kill_period: Duration,
 }
 

@@ -1,4 +1,4 @@
-//! Image GC (SPEC.md §5.7): remove only images this deployment pulled (recorded in the store
+//! Image GC (docs/design.md §5.7): remove only images this deployment pulled (recorded in the store
 //! per engine) once unused for `GOSTINT_IMAGE_GC_AGE`; never images that were already there.
 //!
 //! Race-free with jobs starting: a job holds [`using`] (a shared guard) from the moment it

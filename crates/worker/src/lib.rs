@@ -1,5 +1,5 @@
 //! gostint's worker: the dispatcher that claims queue heads the moment a job arrives or a
-//! queue frees, and the per-job pipeline of SPEC.md §4 and §5.3 (unwrap → AppRole login →
+//! queue frees, and the per-job pipeline of docs/design.md §4 and §5.3 (unwrap → AppRole login →
 //! decrypt → layer → validate → pull → create → secrets → copy → start → wait → logs →
 //! record → remove → revoke).
 //!

@@ -1,4 +1,4 @@
-//! A running job's output on its way to the store (SPEC.md §12): masked (§11), cut between
+//! A running job's output on its way to the store (docs/design.md §12): masked (§11), cut between
 //! characters, capped with the tail kept, and written at most every [`FLUSH_EVERY`].
 
 use std::time::Duration;

@@ -42,11 +42,11 @@ pub struct PipelineConfig {
     pub kill_grace: Duration,
     /// Unpacked-content cap.
     pub max_content_unpacked: u64,
-    /// The tenants (SPEC §10): a job logs in with its tenant's role_id and decrypts with its
+    /// The tenants (docs/design.md §10): a job logs in with its tenant's role_id and decrypts with its
     /// tenant's transit key. (`role_id`/`role_name` above are the single-tenant fallback's
     /// source and no longer read by the pipeline.)
     pub tenants: gostint_core::TenantRegistry,
-    /// The job sandbox: limits, capabilities, network, image allow-list (SPEC.md §11).
+    /// The job sandbox: limits, capabilities, network, image allow-list (docs/design.md §11).
     pub sandbox: SandboxPolicy,
     /// The engine's id under which pulls are recorded for image GC; empty = GC off, nothing
     /// recorded.
@@ -107,7 +107,7 @@ pub async fn run_job(
     let mut left = Leftovers::default();
     crate::tenant_metrics::claimed(ports, cfg, &job);
     // A panic in the pipeline must still remove the container and revoke the job token
-    // (SPEC.md §11): `left` outlives the caught future.
+    // (docs/design.md §11): `left` outlives the caught future.
     let run = std::panic::AssertUnwindSafe(execute(ports, cfg, &job, &mut left, abort));
     let outcome = match futures::FutureExt::catch_unwind(run).await {
         Ok(outcome) => outcome,
@@ -118,7 +118,7 @@ pub async fn run_job(
     };
     drop(left.job_dir.take());
     // The container has exited: record first, so the requestor and the queue's next job do
-    // not wait for the clean-up (SPEC.md §5.3: record → remove container → revoke token).
+    // not wait for the clean-up (docs/design.md §5.3: record → remove container → revoke token).
     record(ports, cfg, &job, outcome, abort, store_refusing).await;
     ports.live.publish(job.id);
     recorded();
@@ -268,7 +268,7 @@ async fn execute(
     };
 
     // Layer and validate before any Docker call: off the async runtime, since content
-    // inspection may unpack up to GOSTINT_MAX_CONTENT (SPEC.md §11).
+    // inspection may unpack up to GOSTINT_MAX_CONTENT (docs/design.md §11).
     let (outer, max) = (job.definition.clone(), cfg.max_content_unpacked);
     let resolved = match tokio::task::spawn_blocking(move || resolve(&outer, payload_def.as_ref(), max)).await {
         Ok(Ok(r)) => r,
@@ -393,7 +393,7 @@ async fn execute(
 }
 
 /// The tenant a job runs for, which names its network under `GOSTINT_JOB_NETWORK=tenant`:
-/// the AppRole its secret-id was issued for (SPEC.md §10), recorded at submission.
+/// the AppRole its secret-id was issued for (docs/design.md §10), recorded at submission.
 fn job_tenant<'a>(_cfg: &'a PipelineConfig, job: &'a JobRecord) -> &'a str {
     &job.tenant
 }
@@ -516,7 +516,7 @@ async fn login(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord) -> Result<S
     let Some(secret_id) = data.get("secret_id").and_then(|v| v.as_str()) else {
         return Err(alert("wrapped response has no secret_id".into()));
     };
-    // SPEC §10: the job's own tenant's role_id, so a secret-id of another AppRole fails.
+    // docs/design.md §10: the job's own tenant's role_id, so a secret-id of another AppRole fails.
     let Some(tenant) = tenant_of(cfg, job) else {
         return Err(login_alert(
             ports,
@@ -534,7 +534,7 @@ async fn login(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord) -> Result<S
     }
 }
 
-/// A failed AppRole login raises the interception alert too (SPEC §10): the secret-id was
+/// A failed AppRole login raises the interception alert too (docs/design.md §10): the secret-id was
 /// unwrapped but is not one of the job's tenant.
 fn login_alert(ports: &Ports, job: &JobRecord, msg: String) -> Outcome {
     warn!(job_id = %job.id, tenant = %job.tenant, error = %msg, alert = "interception", "AppRole login with the job's secret-id failed");
@@ -560,7 +560,7 @@ async fn decrypt_payload(
     ciphertext: &str,
     qname: &str,
 ) -> Result<JobDefinition, Outcome> {
-    // The tenant's name is its transit key (SPEC §10); login already found the tenant.
+    // The tenant's name is its transit key (docs/design.md §10); login already found the tenant.
     let key = tenant_of(cfg, job).map(|t| t.name).unwrap_or_default();
     if key.is_empty() {
         return Err(failed("Failed to decrypt payload via vault: GOSTINT_ROLENAME is not set on this gostint node"));
@@ -709,7 +709,7 @@ async fn run_container(
         TimedOut,
         Aborted,
     }
-    // The output is followed while the container runs (SPEC.md §12): chunks come through a
+    // The output is followed while the container runs (docs/design.md §12): chunks come through a
     // channel from the follower task, are masked and written every FLUSH_EVERY.
     let mut live = LiveOutput::new(&left.mask, cfg.max_output);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();

@@ -1,4 +1,4 @@
-//! Per-tenant job metrics (SPEC §10). Labels only for tenants in the configuration, so the
+//! Per-tenant job metrics (docs/design.md §10). Labels only for tenants in the configuration, so the
 //! label set stays bounded whatever the store holds.
 
 use gostint_core::{JobRecord, JobStatus, Timestamp};

@@ -1,4 +1,4 @@
-//! Live output (SPEC.md §12) and secret masking (§11) against the real server, OpenBao and
+//! Live output (docs/design.md §12) and secret masking (§11) against the real server, OpenBao and
 //! Docker: the SSE stream read by curl, the long-poll, and `gostint-client run` live.
 
 use std::io::{BufRead, BufReader, Read};

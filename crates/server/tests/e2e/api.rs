@@ -1,4 +1,4 @@
-//! Every route and error of the v1 contract (SPEC.md §2).
+//! Every route and error of the v1 contract (docs/design.md §2).
 
 use serde_json::{json, Value};
 

@@ -1,4 +1,4 @@
-//! The node protects itself and its configuration fails closed (SPEC.md §11), against the
+//! The node protects itself and its configuration fails closed (docs/design.md §11), against the
 //! real server (in-process and the real binary), OpenBao and the Docker engine.
 
 use std::io::Write;

@@ -142,7 +142,7 @@ async fn a_wrap_token_wrapping_something_else_is_notauthorised() {
         .await
         .unwrap();
     let wrap = r["wrap_info"]["token"].as_str().unwrap_or_else(|| panic!("no wrap_info: {r}")).to_string();
-    // SPEC §10: since tenants, its creation path (`sys/wrapping/wrap`) is refused at POST,
+    // docs/design.md §10: since tenants, its creation path (`sys/wrapping/wrap`) is refused at POST,
     // before anything is stored (it used to end `notauthorised` at run time).
     let body = json!({"container_image": app.svc.image, "run": ["true"], "wrap_secret_id": wrap});
     let (code, answer) = app.post_raw(Some(&token), body.to_string()).await;

@@ -1,4 +1,4 @@
-//! The job sandbox (SPEC.md §11) on the real engine: what a job can and cannot do.
+//! The job sandbox (docs/design.md §11) on the real engine: what a job can and cannot do.
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! SPEC §10 end to end: two tenants (`tenant-a`, `tenant-b`, bootstrapped by
+//! docs/design.md §10 end to end: two tenants (`tenant-a`, `tenant-b`, bootstrapped by
 //! `scripts/services` with `scripts/vault-add-tenant`) on one gostint, real OpenBao, Docker
 //! and SQLite. Vault itself keeps them apart; gostint refuses what Vault did not mint for an
 //! accepted AppRole, keeps their queues apart and shares slots fairly.

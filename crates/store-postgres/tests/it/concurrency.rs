@@ -1,6 +1,6 @@
 //! Three nodes (three stores on one database) claiming and finishing at once, while jobs
 //! keep arriving: no queue ever has two active jobs, every queue runs in FIFO order, and
-//! every job is claimed exactly once (SPEC §5.2).
+//! every job is claimed exactly once (docs/design.md §5.2).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

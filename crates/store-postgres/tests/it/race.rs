@@ -1,4 +1,4 @@
-//! The claim against rows other transactions hold (SPEC §5.2): it waits for a locked queue
+//! The claim against rows other transactions hold (docs/design.md §5.2): it waits for a locked queue
 //! head instead of skipping it, and a queue it could not see as busy makes it return
 //! nothing, never an error.
 

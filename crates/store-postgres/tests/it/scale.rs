@@ -1,4 +1,4 @@
-//! Claim cost with thousands of queues (SPEC §5.2: every queue is considered at each claim).
+//! Claim cost with thousands of queues (docs/design.md §5.2: every queue is considered at each claim).
 //! Times are printed, not asserted: a loaded CI machine must not turn them into failures.
 
 use std::collections::HashSet;

@@ -1,4 +1,4 @@
-//! SPEC §5.6: one process per SQLite file.
+//! docs/design.md §5.6: one process per SQLite file.
 
 use gostint_core::StoreError;
 use gostint_store_sqlite::{OpenError, SqliteJobStore};

@@ -64,7 +64,7 @@ async fn an_unknown_token_is_denied_without_the_token_in_the_message() {
 async fn the_full_job_sequence_runs_and_ends_with_the_job_token_revoked() {
     let Some(vault) = live() else { return };
     let client = &vault.client;
-    // Requestor side (SPEC.md §7 steps 2–5).
+    // Requestor side (docs/design.md §7 steps 2–5).
     let requestor = requestor(&vault).await;
     let requestor_info = client.lookup_self(&requestor).await.unwrap();
     assert!(requestor_info.policies.iter().any(|p| p == "gostint-requestor"));
@@ -74,7 +74,7 @@ async fn the_full_job_sequence_runs_and_ends_with_the_job_token_revoked() {
     let ciphertext = client.transit_encrypt(&requestor, &vault.role_name, &plaintext).await.unwrap();
     assert!(ciphertext.starts_with("vault:v1:"), "{ciphertext}");
 
-    // Node side (SPEC.md §4 steps 1–4, 6).
+    // Node side (docs/design.md §4 steps 1–4, 6).
     let unwrapped = client.unwrap(&wrap).await.unwrap();
     let secret_id = unwrapped["secret_id"].as_str().unwrap().to_owned();
     let job_token = client.approle_login(&vault.role_id, &secret_id).await.unwrap().unwrap();
