@@ -140,6 +140,7 @@ macro_rules! __with_every_check {
             deregister_removes_the_node_row_only,
             orphan_owners_lists_owners_of_active_jobs_without_a_node_row,
             listen_follows_the_kind_of_store,
+            append_output_adds_to_a_running_job_of_its_node_only,
         }
     };
 }
@@ -1213,4 +1214,27 @@ pub async fn listen_follows_the_kind_of_store(s: Subject) {
         }
         Err(_elapsed) => assert!(s.delivers_events, "a single-process store's listen did not return at once"),
     }
+}
+
+/// `append_output` appends (or with `replace` sets) the live output of a running job of the
+/// calling node, and refuses other nodes' jobs, queued and final ones (SPEC.md §12).
+pub async fn append_output_adds_to_a_running_job_of_its_node_only(s: Subject) {
+    let id = running_job(&s, "q", &node_a(), at(1)).await;
+    assert!(s.store.append_output(&id, &node_a(), "tick1\n", "", false).await.expect("append"));
+    assert!(s.store.append_output(&id, &node_a(), "100% é\n", "to-err\n", false).await.expect("append"));
+    let rec = get(&s, &id).await;
+    assert_eq!((rec.output.as_str(), rec.stderr.as_str()), ("tick1\n100% é\n", "to-err\n"));
+    assert_eq!(rec.status, JobStatus::Running);
+    assert!(!s.store.append_output(&id, &node_b(), "x", "y", false).await.expect("append"), "not node b's job");
+    assert!(s.store.append_output(&id, &node_a(), "tail", "", true).await.expect("replace"));
+    assert_eq!(get(&s, &id).await.output, "tail");
+    assert_eq!(get(&s, &id).await.stderr, "");
+    let outcome = gostint_core::Outcome::message(JobStatus::Success, "tail");
+    assert!(s.store.finish(&id, &node_a(), outcome, at(2)).await.expect("finish"));
+    assert!(!s.store.append_output(&id, &node_a(), "late", "", false).await.expect("append"), "final job");
+    let queued = new_job("q2", &alice(), at(3));
+    let qid = queued.id;
+    s.store.enqueue(queued).await.expect("enqueue");
+    assert!(!s.store.append_output(&qid, &node_a(), "x", "", false).await.expect("append"), "queued job");
+    assert_eq!(get(&s, &qid).await.output, "");
 }
