@@ -228,7 +228,7 @@ mod tests {
         let mut m = Masker::new(["abcdefgh"]);
         let text = b"xxabcdefghyyabcdefgzz";
         let mut out = Vec::new();
-        for b in text.iter() {
+        for b in text {
             out.extend(m.push(&[*b]));
             assert!(m.pending.len() < 8, "holds back at most longest-1 bytes");
         }

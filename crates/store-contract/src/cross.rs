@@ -131,5 +131,17 @@ pub async fn events_reach_a_listener_on_another_handle(listener: Arc<dyn JobStor
     heard.expect(StoreEvent::Claimable, "mark_node_lost").await;
     assert!(writer.reap_stale_nodes(at(10), at(11), &other).await.expect("reap").is_empty());
 
+    // Live output and status changes wake the followers on other nodes (SPEC.md §12).
+    let fifth = new_job("live", &alice(), at(12));
+    let fifth_id = fifth.id;
+    writer.enqueue(fifth).await.expect("enqueue");
+    heard.drain();
+    let claimed = writer.claim(&node_b(), 10, at(13)).await.expect("claim");
+    assert!(claimed.iter().any(|j| j.id == fifth_id));
+    heard.expect(StoreEvent::JobChanged(fifth_id), "claim (status change)").await;
+    heard.drain();
+    assert!(writer.append_output(&fifth_id, &node_b(), "tick1\n", "", false).await.expect("append"));
+    heard.expect(StoreEvent::JobChanged(fifth_id), "append_output").await;
+
     assert!(heard.is_running(), "listen keeps running");
 }

@@ -149,6 +149,7 @@ macro_rules! __with_every_check {
             count_queued_counts_one_tenant,
             active_ids_on_lists_this_nodes_running_and_stopping_jobs,
             image_gc_sees_only_recorded_images_per_engine_unused_since_the_cutoff,
+            append_output_adds_to_a_running_job_of_its_node_only,
         }
     };
 }
@@ -1273,4 +1274,27 @@ pub async fn image_gc_sees_only_recorded_images_per_engine_unused_since_the_cuto
     assert!(st.forget_image("e1", "docker.io/library/a:1", t(160)).await.expect("forget"));
     assert!(!st.forget_image("e1", "docker.io/library/a:1", t(160)).await.expect("forget"), "once");
     assert_eq!(st.images_unused_since("e2", t(100)).await.expect("list"), ["docker.io/library/a:1"], "per engine");
+}
+
+/// `append_output` appends (or with `replace` sets) the live output of a running job of the
+/// calling node, and refuses other nodes' jobs, queued and final ones (SPEC.md §12).
+pub async fn append_output_adds_to_a_running_job_of_its_node_only(s: Subject) {
+    let id = running_job(&s, "q", &node_a(), at(1)).await;
+    assert!(s.store.append_output(&id, &node_a(), "tick1\n", "", false).await.expect("append"));
+    assert!(s.store.append_output(&id, &node_a(), "100% é\n", "to-err\n", false).await.expect("append"));
+    let rec = get(&s, &id).await;
+    assert_eq!((rec.output.as_str(), rec.stderr.as_str()), ("tick1\n100% é\n", "to-err\n"));
+    assert_eq!(rec.status, JobStatus::Running);
+    assert!(!s.store.append_output(&id, &node_b(), "x", "y", false).await.expect("append"), "not node b's job");
+    assert!(s.store.append_output(&id, &node_a(), "tail", "", true).await.expect("replace"));
+    assert_eq!(get(&s, &id).await.output, "tail");
+    assert_eq!(get(&s, &id).await.stderr, "");
+    let outcome = gostint_core::Outcome::message(JobStatus::Success, "tail");
+    assert!(s.store.finish(&id, &node_a(), outcome, at(2)).await.expect("finish"));
+    assert!(!s.store.append_output(&id, &node_a(), "late", "", false).await.expect("append"), "final job");
+    let queued = new_job("q2", &alice(), at(3));
+    let qid = queued.id;
+    s.store.enqueue(queued).await.expect("enqueue");
+    assert!(!s.store.append_output(&qid, &node_a(), "x", "", false).await.expect("append"), "queued job");
+    assert_eq!(get(&s, &qid).await.output, "");
 }
