@@ -303,6 +303,11 @@ impl Captured {
 
 #[tokio::test]
 async fn submit_kill_and_delete_are_audited_with_the_identity_and_never_the_token() {
+    // Register every callsite on this path from this thread before the subscriber exists: a
+    // callsite first registered by another test's thread while the interest cache is being
+    // rebuilt below could keep a stale "never" (seen under a full parallel run: the audit line
+    // came without its request span).
+    audit_sequence(None).await;
     let cap = Captured::default();
     let writer = cap.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -315,22 +320,7 @@ async fn submit_kill_and_delete_are_audited_with_the_identity_and_never_the_toke
     // "never": recompute now that this subscriber exists.
     tracing::callsite::rebuild_interest_cache();
 
-    let (app, _dir) = ops_app(Opts::default()).await;
-    let post = Request::post("/v1/api/job")
-        .header("X-Auth-Token", "good")
-        .header("X-Request-Id", "req-audit-1")
-        .body(Body::from(
-            json!({"qname": "Audit", "wrap_secret_id": "wrapped-s3cret", "container_image": "busybox"}).to_string(),
-        ))
-        .unwrap();
-    let resp = send(&app, post).await;
-    assert_eq!(resp.status(), StatusCode::OK);
-    let id = body_json(resp).await["_id"].as_str().unwrap().to_string();
-
-    let (code, _) = call(&app, "POST", &format!("/v1/api/job/kill/{id}"), Some("good")).await;
-    assert_eq!(code, StatusCode::OK);
-    let (code, body) = call(&app, "DELETE", &format!("/v1/api/job/{id}"), Some("good")).await;
-    assert_eq!(code, StatusCode::OK, "{body}");
+    let id = audit_sequence(Some("req-audit-1")).await;
 
     let lines = cap.lines();
     let audits: Vec<&Value> = lines.iter().filter(|l| l["target"] == "gostint::audit").collect();
@@ -354,4 +344,26 @@ async fn submit_kill_and_delete_are_audited_with_the_identity_and_never_the_toke
     assert_eq!(access[0]["fields"]["request_id"], "req-audit-1");
     let all = String::from_utf8(cap.0.lock().unwrap().clone()).unwrap();
     assert!(!all.contains("\"good\"") && !all.contains("wrapped-s3cret"), "a token reached the log: {all}");
+}
+
+/// Submit, kill and delete one job through the ops-wrapped API; returns the job id.
+async fn audit_sequence(request_id: Option<&str>) -> String {
+    let (app, _dir) = ops_app(Opts::default()).await;
+    let mut post = Request::post("/v1/api/job").header("X-Auth-Token", "good");
+    if let Some(r) = request_id {
+        post = post.header("X-Request-Id", r);
+    }
+    let post = post
+        .body(Body::from(
+            json!({"qname": "Audit", "wrap_secret_id": "wrapped-s3cret", "container_image": "busybox"}).to_string(),
+        ))
+        .unwrap();
+    let resp = send(&app, post).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let id = body_json(resp).await["_id"].as_str().unwrap().to_string();
+    let (code, _) = call(&app, "POST", &format!("/v1/api/job/kill/{id}"), Some("good")).await;
+    assert_eq!(code, StatusCode::OK);
+    let (code, body) = call(&app, "DELETE", &format!("/v1/api/job/{id}"), Some("good")).await;
+    assert_eq!(code, StatusCode::OK, "{body}");
+    id
 }
