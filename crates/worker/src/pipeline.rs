@@ -724,24 +724,28 @@ async fn run_container(
         })
     };
     let limit = cfg.job_timeout.unwrap_or(Duration::MAX);
-    let waited = tokio::time::timeout(limit, ports.runtime.wait(container_id));
-    tokio::pin!(waited);
     let mut next_flush = tokio::time::Instant::now() + FLUSH_EVERY;
     let mut chunks_open = true;
-    let ended = loop {
-        tokio::select! {
-            r = &mut waited => break match r {
-                Ok(r) => Ended::Exited(r),
-                Err(_) => Ended::TimedOut,
-            },
-            _ = abort.cancelled() => break Ended::Aborted,
-            chunk = rx.recv(), if chunks_open => match chunk {
-                Some(c) => live.push(c),
-                None => chunks_open = false,
-            },
-            _ = tokio::time::sleep_until(next_flush), if live.dirty() => {
-                flush(ports, cfg, job, &mut live).await;
-                next_flush = tokio::time::Instant::now() + FLUSH_EVERY;
+    // The wait lives in this block only: once the loop ends (exit, timeout, shutdown) the
+    // pending call is dropped, not left half-polled beside the waits that follow.
+    let ended = {
+        let waited = tokio::time::timeout(limit, ports.runtime.wait(container_id));
+        tokio::pin!(waited);
+        loop {
+            tokio::select! {
+                r = &mut waited => break match r {
+                    Ok(r) => Ended::Exited(r),
+                    Err(_) => Ended::TimedOut,
+                },
+                _ = abort.cancelled() => break Ended::Aborted,
+                chunk = rx.recv(), if chunks_open => match chunk {
+                    Some(c) => live.push(c),
+                    None => chunks_open = false,
+                },
+                _ = tokio::time::sleep_until(next_flush), if live.dirty() => {
+                    flush(ports, cfg, job, &mut live).await;
+                    next_flush = tokio::time::Instant::now() + FLUSH_EVERY;
+                }
             }
         }
     };
@@ -770,10 +774,20 @@ async fn run_container(
         }
     })
     .await;
-    let followed = match (drained, follower.await) {
-        (Ok(()), Ok(Ok(()))) => true,
-        (_, r) => {
-            warn!(job_id = %job.id, result = ?r.map(|r| r.map_err(|e| e.to_string())), "following the output failed; reading it after the exit");
+    // A follow stream that has not ended by then is given up (never awaited without bound: an
+    // engine that keeps it open must not hold the job `running`).
+    let followed = match drained {
+        Ok(()) => match follower.await {
+            Ok(Ok(())) => true,
+            r => {
+                let r = r.map(|r| r.map_err(|e| e.to_string()));
+                warn!(job_id = %job.id, result = ?r, "following the output failed; reading it after the exit");
+                false
+            }
+        },
+        Err(_) => {
+            follower.abort();
+            warn!(job_id = %job.id, "the output stream did not end after the exit; reading it after the exit");
             false
         }
     };
@@ -788,15 +802,21 @@ async fn run_container(
                 false
             }
         };
-    if !followed {
-        // Read everything again after the exit, and store it whole.
-        let logs = match ports.runtime.logs(container_id, tty, cfg.max_output).await {
-            Ok(l) => l,
-            Err(e) => return failed(format!("Run container failed: {e}")),
-        };
-        live = LiveOutput::new(&left.mask, cfg.max_output);
-        live.push(gostint_core::LogChunk::Stdout(logs.stdout));
-        live.push(gostint_core::LogChunk::Stderr(logs.stderr));
+    // The stored outcome is read again after the exit, when the engine's own log is complete:
+    // the followed text served the live view only. Docker's follow stream repeats lines when
+    // the job's json-file log rotates (Engine 28: the last line of a 50 MiB job came twice),
+    // and with a tty it can end before the last line without a newline. The followed text
+    // stands only if that read fails after a clean follow.
+    match ports.runtime.logs(container_id, tty, cfg.max_output).await {
+        Ok(logs) => {
+            live = LiveOutput::new(&left.mask, cfg.max_output);
+            live.push(gostint_core::LogChunk::Stdout(logs.stdout));
+            live.push(gostint_core::LogChunk::Stderr(logs.stderr));
+        }
+        Err(e) if !followed => return failed(format!("Run container failed: {e}")),
+        Err(e) => {
+            warn!(job_id = %job.id, error = %e, "reading the output after the exit failed; keeping the followed output")
+        }
     }
     live.finish();
     let timed_out = matches!(ended, Ended::TimedOut);

@@ -143,12 +143,13 @@ async fn a_kill_posted_to_one_node_stops_a_job_running_on_another() {
         )
         .await;
     nodes[0].wait_status(&token, &id, "running").await;
+    // The job has begun once its first line shows in the live view (the container id alone
+    // is set at create, before the start).
     let start = Instant::now();
-    while nodes[0].job(&token, &id).await["container_id"] == "" {
-        assert!(start.elapsed() < Duration::from_secs(30));
+    while nodes[0].job(&token, &id).await["output"] != "begun\n" {
+        assert!(start.elapsed() < Duration::from_secs(30), "the job never printed its first line");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
     let owner = nodes[0].job(&token, &id).await["node_uuid"].as_str().unwrap().to_string();
     let mut other = None;
     for n in &nodes {
