@@ -745,8 +745,15 @@ async fn run_container(
             }
         }
     };
+    // Issue 16, item 4: a container removed from outside gostint (`docker rm -f`) ends the
+    // wait with an error or a kill status; what was followed so far is kept.
+    let mut gone = false;
     let code = match ended {
         Ended::Exited(Ok(code)) => code,
+        Ended::Exited(Err(ref e)) if e.kind == RuntimeErrorKind::NotFound => {
+            gone = true;
+            -1
+        }
         Ended::Exited(Err(e)) => {
             follower.abort();
             return failed(format!("Run container failed: {e}"));
@@ -780,18 +787,27 @@ async fn run_container(
     // The kernel's OOM killer ends the job with SIGKILL (137): say so. Only a non-zero exit
     // is looked at (a job whose child was killed but which itself succeeded succeeded).
     let oom = code != 0
+        && !gone
         && matches!(ended, Ended::Exited(_))
         && match ports.runtime.oom_killed(container_id).await {
             Ok(oom) => oom,
+            Err(e) if e.kind == RuntimeErrorKind::NotFound => {
+                gone = true;
+                false
+            }
             Err(e) => {
                 warn!(job_id = %job.id, error = %e, "could not inspect the container for an OOM kill");
                 false
             }
         };
+    if gone {
+        return removed_from_outside(live);
+    }
     if !followed {
         // Read everything again after the exit, and store it whole.
         let logs = match ports.runtime.logs(container_id, tty, cfg.max_output).await {
             Ok(l) => l,
+            Err(e) if e.kind == RuntimeErrorKind::NotFound => return removed_from_outside(live),
             Err(e) => return failed(format!("Run container failed: {e}")),
         };
         live = LiveOutput::new(&left.mask, cfg.max_output);
@@ -821,6 +837,18 @@ async fn run_container(
         outcome.status = JobStatus::Failed;
     }
     outcome
+}
+
+/// What a job whose container was removed from outside gostint ends with (issue 16, item 4).
+pub const REMOVED_FROM_OUTSIDE: &str = "container removed from outside gostint; exit status unknown";
+
+/// `failed`, -1, the output followed until the container went, and
+/// [`REMOVED_FROM_OUTSIDE`].
+fn removed_from_outside(mut live: LiveOutput) -> Outcome {
+    live.finish();
+    live.note(&format!("\n{REMOVED_FROM_OUTSIDE}"));
+    let (output, stderr) = live.texts();
+    Outcome { status: JobStatus::Failed, output, stderr, return_code: -1 }
 }
 
 /// How long the rest of the output may take to arrive after the exit.
