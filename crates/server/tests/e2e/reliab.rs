@@ -39,3 +39,66 @@ async fn a_container_removed_from_outside_ends_failed_with_its_output_and_a_mess
     assert_eq!(j["output"], format!("begun\n\n{}", gostint_worker::pipeline::REMOVED_FROM_OUTSIDE), "{j}");
     app.stop().await;
 }
+
+/// Issue 16, item 6: a node SIGKILLed while its job runs; the job's container exits while the
+/// node is down. At the next start the job gets its real status and return code (and the
+/// output it had streamed) instead of `unknown`; a job whose container still runs stays
+/// `unknown` (before: both `unknown`, both containers deleted).
+#[tokio::test]
+async fn an_exited_container_of_a_crashed_node_gives_its_job_the_real_outcome() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/crash.db", dir.path().display());
+    let Some(helper) = crate::support::spawn_app_with(&[]).await else { return };
+    let token = helper.req.token(None, &["default"]).await;
+    let node = crate::support::Node::start(&helper, &db, &[]).await;
+    let quick = node
+        .submit(
+            &helper,
+            &token,
+            json!({"qname": "q1", "container_image": helper.svc.image, "run": ["sh", "-c", "echo out; sleep 3; exit 3"]}),
+        )
+        .await;
+    let slow = node
+        .submit(&helper, &token, json!({"qname": "q2", "container_image": helper.svc.image, "run": ["sleep", "300"]}))
+        .await;
+    // Both run, and the quick one's output has streamed into the store.
+    let start = Instant::now();
+    let quick_cid = loop {
+        let q = node.job(&token, &quick).await;
+        let s = node.job(&token, &slow).await;
+        if q["output"] == "out\n" && s["container_id"] != "" {
+            break q["container_id"].as_str().unwrap().to_string();
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the jobs never ran: {q} {s}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    node.signal("-KILL");
+    node.wait_exit(Duration::from_secs(10));
+    helper.stop().await;
+    // The quick job's container exits while no node runs.
+    let start = Instant::now();
+    loop {
+        let st = Command::new("docker").args(["inspect", "-f", "{{.State.Running}}", &quick_cid]).output().unwrap();
+        if String::from_utf8_lossy(&st.stdout).trim() == "false" {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the quick container never exited");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let Some(app) = crate::support::spawn_app_with(&[("GOSTINT_DBURL", &db)]).await else { return };
+    let j = app.wait(&token, &quick).await;
+    assert_eq!(j["status"], "failed", "{j}");
+    assert_eq!(j["return_code"], 3, "{j}");
+    assert_eq!(j["output"], format!("out\n\n{}", gostint_server::RECOVERED_NOTE), "{j}");
+    let s = app.wait(&token, &slow).await;
+    assert_eq!(s["status"], "unknown", "{s}");
+    for id in [&quick, &slow] {
+        let left = Command::new("docker")
+            .args(["ps", "-aq", "--filter", &format!("label=gostint.job_id={id}")])
+            .output()
+            .unwrap();
+        assert!(left.stdout.is_empty(), "the dead node's containers were removed");
+    }
+    app.stop().await;
+}
