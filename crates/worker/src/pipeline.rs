@@ -81,6 +81,9 @@ struct Leftovers {
     job_dir: Option<JobDir>,
     /// Values masked in the output: the job token and every secret delivered.
     mask: Vec<String>,
+    /// An engine call that creates or starts the container timed out or lost the engine: a
+    /// container may exist that gostint never heard of (issue 16, item 10).
+    engine_timed_out: bool,
 }
 
 /// Test hook (cargo feature `test-hooks`, never in a release build): a job whose
@@ -126,6 +129,9 @@ pub async fn run_job(
         if let Err(e) = ports.runtime.remove(id).await {
             warn!(job_id = %job.id, container_id = %id, error = %e, "container removal failed");
         }
+    }
+    if left.engine_timed_out {
+        remove_by_label(ports, &job).await;
     }
     if let Some(token) = &left.job_token {
         if let Err(e) = ports.vault.revoke_self(token).await {
@@ -338,16 +344,16 @@ async fn execute(
                         ports.files.stop_binding(&e.message);
                         (id, Some(files))
                     }
-                    Err(e) => return failed(e.to_string()),
+                    Err(e) => return engine_failed(left, "", e),
                 }
             }
-            Err(e) => return failed(e.to_string()),
+            Err(e) => return engine_failed(left, "", e),
         }
     } else {
         debug!(job_id = %job.id, bound = false, "creating the container");
         let id = match ports.runtime.create(&spec).await {
             Ok(id) => id,
-            Err(e) => return failed(e.to_string()),
+            Err(e) => return engine_failed(left, "", e),
         };
         left.container_id = Some(id.clone());
         let img = match known {
@@ -699,7 +705,7 @@ async fn run_container(
     limits: &Limits,
 ) -> Outcome {
     if let Err(e) = ports.runtime.start(container_id).await {
-        return failed(format!("Run container failed: {e}"));
+        return engine_failed(left, "Run container failed: ", e);
     }
     // The mounts hold the bound files open: their names on the host can go now.
     drop(left.job_dir.take());
@@ -837,6 +843,35 @@ async fn run_container(
         outcome.status = JobStatus::Failed;
     }
     outcome
+}
+
+/// `failed` with the engine's message; a timeout or lost engine marks the job's container
+/// (perhaps created all the same) for removal by its label.
+fn engine_failed(left: &mut Leftovers, lead: &str, e: gostint_core::RuntimeError) -> Outcome {
+    if e.kind == RuntimeErrorKind::Transient {
+        left.engine_timed_out = true;
+    }
+    failed(format!("{lead}{e}"))
+}
+
+/// Issue 16, item 10: after an engine timeout in create or start, the job's container (found
+/// by its label `gostint.job_id`, since its id never arrived) is removed, so no runaway
+/// container stays behind. Retried while the engine is still slow (5 tries, 1 s doubling).
+async fn remove_by_label(ports: &Ports, job: &JobRecord) {
+    for attempt in 0..5u32 {
+        match ports.runtime.remove_labelled("gostint.job_id", &job.id.to_string()).await {
+            Ok(n) => {
+                if n > 0 {
+                    info!(job_id = %job.id, removed = n, "removed the job's container after an engine timeout");
+                }
+                return;
+            }
+            Err(e) => {
+                warn!(job_id = %job.id, error = %e, attempt, "could not remove the job's container after an engine timeout");
+                tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+            }
+        }
+    }
 }
 
 /// What a job whose container was removed from outside gostint ends with (issue 16, item 4).
