@@ -233,6 +233,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         tenants: tenants.clone(),
         sandbox: settings.sandbox.clone(),
         gc_engine: gc_engine.clone(),
+        shutdown_grace: shutdown_grace(settings),
     };
     let worker = Worker::new(
         ports,
@@ -363,6 +364,14 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
 /// The line a job recovered from a dead node's exited container ends with (issue 16, item 6).
 pub const RECOVERED_NOTE: &str =
     "gostint node restarted after a crash: outcome recovered from the exited container; output after the last live write may be missing";
+
+/// The stop grace of jobs still running when SIGTERM's drain limit is reached: the kill
+/// grace, but at most half `GOSTINT_DRAIN_TIMEOUT`. SIGTERM waits for the jobs for the drain
+/// timeout less this, so the process exits after about the drain timeout (issue 16, item 3;
+/// before: the drain timeout plus the whole kill grace).
+pub fn shutdown_grace(settings: &Settings) -> Duration {
+    settings.kill_grace.min(settings.drain_timeout / 2)
+}
 
 /// Output and stderr of jobs, by id, as stored before a dead node's jobs were marked.
 type Streamed = std::collections::HashMap<gostint_core::JobId, (String, String)>;
@@ -549,7 +558,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             _ = term.recv() => {
                 server.state.drain();
                 info!(running = server.worker.running(), "SIGTERM: draining, then exiting");
-                let deadline = tokio::time::Instant::now() + settings.drain_timeout;
+                // The shutdown's stop grace is part of the drain limit (issue 16, item 3).
+                let deadline = tokio::time::Instant::now() + settings.drain_timeout.saturating_sub(shutdown_grace(&settings));
                 while server.worker.running() > 0 && tokio::time::Instant::now() < deadline {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(200)) => {}

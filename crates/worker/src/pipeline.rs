@@ -51,6 +51,10 @@ pub struct PipelineConfig {
     /// The engine's id under which pulls are recorded for image GC; empty = GC off, nothing
     /// recorded.
     pub gc_engine: String,
+    /// Stop grace when the node shuts down past its drain limit: the kill grace, but at most
+    /// half the drain timeout, so that the process exits after about the drain timeout
+    /// (issue 16, item 3).
+    pub shutdown_grace: Duration,
 }
 
 /// The ports a run uses.
@@ -765,7 +769,8 @@ async fn run_container(
             return failed(format!("Run container failed: {e}"));
         }
         Ended::TimedOut | Ended::Aborted => {
-            if let Err(e) = ports.runtime.stop(container_id, cfg.kill_grace).await {
+            let grace = if matches!(ended, Ended::Aborted) { cfg.shutdown_grace } else { cfg.kill_grace };
+            if let Err(e) = ports.runtime.stop(container_id, grace).await {
                 warn!(job_id = %job.id, error = %e, "stopping the container failed");
             }
             // Issue 16, item 3: the container has exited now; its real exit status (it may

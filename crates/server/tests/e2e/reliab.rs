@@ -102,3 +102,41 @@ async fn an_exited_container_of_a_crashed_node_gives_its_job_the_real_outcome() 
     }
     app.stop().await;
 }
+
+/// Issue 16, item 3: SIGTERM with a drain limit shorter than the kill grace: the process exits
+/// after about the drain timeout (the shutdown's stop grace is part of it), not the drain
+/// timeout plus the whole kill grace (before: 2 s + 30 s here, a job that ignores SIGTERM).
+#[tokio::test]
+async fn sigterm_exits_after_about_the_drain_timeout_not_plus_the_kill_grace() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/drain.db", dir.path().display());
+    let Some(helper) = crate::support::spawn_app_with(&[]).await else { return };
+    let token = helper.req.token(None, &["default"]).await;
+    let node =
+        crate::support::Node::start(&helper, &db, &[("GOSTINT_DRAIN_TIMEOUT", "4s"), ("GOSTINT_KILL_GRACE", "30s")])
+            .await;
+    let id = node
+        .submit(
+            &helper,
+            &token,
+            json!({"container_image": helper.svc.image, "run": ["sh", "-c", "trap '' TERM; echo begun; while true; do sleep 1; done"]}),
+        )
+        .await;
+    let start = Instant::now();
+    while node.job(&token, &id).await["output"] != "begun\n" {
+        assert!(start.elapsed() < Duration::from_secs(60), "the job never started");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    node.signal("-TERM");
+    let (ok, took) = node.wait_exit(Duration::from_secs(60));
+    assert!(ok, "clean exit");
+    assert!(took >= Duration::from_secs(3), "the jobs had the drain time ({took:?})");
+    assert!(took < Duration::from_secs(15), "exited {took:?} after SIGTERM with a 4 s drain limit");
+    helper.stop().await;
+
+    let Some(app) = crate::support::spawn_app_with(&[("GOSTINT_DBURL", &db)]).await else { return };
+    let j = app.wait(&token, &id).await;
+    assert_eq!(j["status"], "failed", "{j}");
+    assert_eq!(j["output"], "begun\n\ngostint node shutting down: job killed", "{j}");
+    app.stop().await;
+}

@@ -165,6 +165,7 @@ fn pipeline_config() -> PipelineConfig {
         tenants: gostint_core::TenantRegistry::new(gostint_core::Tenants::single(None, "rid".into())),
         sandbox: Default::default(),
         gc_engine: String::new(),
+        shutdown_grace: Duration::from_secs(1),
     }
 }
 
