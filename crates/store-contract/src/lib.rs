@@ -149,6 +149,7 @@ macro_rules! __with_every_check {
             count_queued_counts_one_tenant,
             active_ids_on_lists_this_nodes_running_and_stopping_jobs,
             image_gc_sees_only_recorded_images_per_engine_unused_since_the_cutoff,
+            list_items_carry_a_bounded_tail_of_output_and_stderr,
         }
     };
 }
@@ -1273,4 +1274,28 @@ pub async fn image_gc_sees_only_recorded_images_per_engine_unused_since_the_cuto
     assert!(st.forget_image("e1", "docker.io/library/a:1", t(160)).await.expect("forget"));
     assert!(!st.forget_image("e1", "docker.io/library/a:1", t(160)).await.expect("forget"), "once");
     assert_eq!(st.images_unused_since("e2", t(100)).await.expect("list"), ["docker.io/library/a:1"], "per engine");
+}
+
+/// Issue 16, item 9: a list page carries only the last [`gostint_core::limits::LIST_OUTPUT_TAIL`]
+/// characters of each job's `output` and `stderr` (cut in the query), never cutting a
+/// character; `get` carries the whole.
+pub async fn list_items_carry_a_bounded_tail_of_output_and_stderr(s: Subject) {
+    let node = NodeId::new("n-tail");
+    let id = running_job(&s, "tail", &node, at(10)).await;
+    let tail = gostint_core::limits::LIST_OUTPUT_TAIL;
+    let output = format!("{}{}end", "a".repeat(100_000), "é".repeat(tail));
+    let stderr = "e".repeat(50_000);
+    let outcome =
+        Outcome { status: JobStatus::Success, output: output.clone(), stderr: stderr.clone(), return_code: 0 };
+    assert!(s.store.finish(&id, &node, outcome, at(20)).await.expect("finish"));
+    let short = enqueue(&s, "other", &alice(), at(30)).await;
+
+    let (page, _) = s.store.list(Visibility::All, 0, 10).await.expect("list");
+    let listed = page.iter().find(|j| j.id == id).expect("listed");
+    let want: String = output.chars().rev().take(tail).collect::<Vec<_>>().into_iter().rev().collect();
+    assert_eq!(listed.output, want);
+    assert_eq!(listed.stderr.len(), tail);
+    assert_eq!(page.iter().find(|j| j.id == short).expect("listed").output, "");
+    let whole = s.store.get(&id).await.expect("get").expect("job");
+    assert_eq!((whole.output.len(), whole.stderr.len()), (output.len(), stderr.len()));
 }
