@@ -288,6 +288,13 @@ impl ContainerRuntime for CachedEngineInfo {
         *cache = Some((Instant::now(), kept));
         answer
     }
+    async fn exited_labelled(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<gostint_core::ExitedContainer>, RuntimeError> {
+        self.inner.exited_labelled(key, value).await
+    }
     async fn remove_labelled(&self, key: &str, value: &str) -> Result<u64, RuntimeError> {
         self.inner.remove_labelled(key, value).await
     }

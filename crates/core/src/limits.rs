@@ -102,6 +102,11 @@ pub fn for_log(text: &str) -> String {
     }
 }
 
+/// Characters of `output` and of `stderr` a job carries in a list page: the last ones (the
+/// stores cut them in the list query, so a page costs bounded memory whatever the jobs
+/// printed; issue 16, item 9). The job view carries the whole.
+pub const LIST_OUTPUT_TAIL: usize = 4096;
+
 #[cfg(test)]
 mod tests {
     use super::*;

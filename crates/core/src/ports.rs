@@ -385,6 +385,13 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn remove_image(&self, image: &str) -> Result<bool, RuntimeError> {
         Err(RuntimeError::new(RuntimeErrorKind::Other, format!("this engine cannot remove image {image}")))
     }
+
+    /// **[new]** The containers whose label `key` has `value` and that have exited (not
+    /// running any more), with their exit status (issue 16, item 6: a crashed node's finished
+    /// jobs). An engine that cannot tell answers none.
+    async fn exited_labelled(&self, _key: &str, _value: &str) -> Result<Vec<ExitedContainer>, RuntimeError> {
+        Ok(Vec::new())
+    }
 }
 
 /// A piece of a container's output.
@@ -509,4 +516,17 @@ pub trait NodeControl: Send + Sync + 'static {
     fn wake(&self);
     /// A kill was requested: look now.
     fn wake_kills(&self);
+}
+
+/// **[new]** A container that has exited, as [`ContainerRuntime::exited_labelled`] finds it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExitedContainer {
+    /// The engine's id.
+    pub id: String,
+    /// Its `gostint.job_id` label (empty if none).
+    pub job_id: String,
+    /// Its exit status.
+    pub exit_code: i64,
+    /// Whether the kernel's OOM killer ended it.
+    pub oom_killed: bool,
 }

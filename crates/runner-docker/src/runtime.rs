@@ -460,6 +460,50 @@ impl ContainerRuntime for DockerRuntime {
         }
     }
 
+    async fn exited_labelled(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<gostint_core::ExitedContainer>, RuntimeError> {
+        let filters = HashMap::from([
+            ("label".to_string(), vec![format!("{key}={value}")]),
+            ("status".to_string(), vec!["exited".to_string()]),
+        ]);
+        let options = ListContainersOptionsBuilder::default().all(true).filters(&filters).build();
+        let listed = self
+            .timed("container list", self.call_timeout, async {
+                self.docker.list_containers(Some(options)).await.map_err(|e| to_runtime(&e, RuntimeErrorKind::Other))
+            })
+            .await?;
+        let mut exited = Vec::new();
+        for c in listed {
+            let Some(id) = c.id else { continue };
+            let job_id = c.labels.and_then(|mut l| l.remove("gostint.job_id")).unwrap_or_default();
+            // The list's status is text ("Exited (3) 2 seconds ago"): inspect for the number.
+            let inspected = self
+                .timed("container inspect", self.call_timeout, async {
+                    self.docker.inspect_container(&id, None).await.map_err(container_err)
+                })
+                .await;
+            let state = match inspected {
+                Ok(i) => i.state.unwrap_or_default(),
+                Err(e) if e.kind == RuntimeErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            if state.running == Some(true) {
+                continue;
+            }
+            let Some(exit_code) = state.exit_code else { continue };
+            exited.push(gostint_core::ExitedContainer {
+                id,
+                job_id,
+                exit_code,
+                oom_killed: state.oom_killed.unwrap_or(false),
+            });
+        }
+        Ok(exited)
+    }
+
     async fn follow_logs(
         &self,
         id: &str,

@@ -118,6 +118,13 @@ impl ContainerRuntime for MeteredRuntime {
     async fn info(&self) -> Result<EngineInfo, RuntimeError> {
         timed(&self.metrics, "docker", true, any, self.inner.info()).await
     }
+    async fn exited_labelled(
+        &self,
+        key: &str,
+        value: &str,
+    ) -> Result<Vec<gostint_core::ExitedContainer>, RuntimeError> {
+        timed(&self.metrics, "docker", true, any, self.inner.exited_labelled(key, value)).await
+    }
     async fn remove_labelled(&self, key: &str, value: &str) -> Result<u64, RuntimeError> {
         timed(&self.metrics, "docker", true, any, self.inner.remove_labelled(key, value)).await
     }

@@ -233,6 +233,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         tenants: tenants.clone(),
         sandbox: settings.sandbox.clone(),
         gc_engine: gc_engine.clone(),
+        shutdown_grace: shutdown_grace(settings),
     };
     let worker = Worker::new(
         ports,
@@ -360,6 +361,21 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     })
 }
 
+/// The line a job recovered from a dead node's exited container ends with (issue 16, item 6).
+pub const RECOVERED_NOTE: &str =
+    "gostint node restarted after a crash: outcome recovered from the exited container; output after the last live write may be missing";
+
+/// The stop grace of jobs still running when SIGTERM's drain limit is reached: the kill
+/// grace, but at most half `GOSTINT_DRAIN_TIMEOUT`. SIGTERM waits for the jobs for the drain
+/// timeout less this, so the process exits after about the drain timeout (issue 16, item 3;
+/// before: the drain timeout plus the whole kill grace).
+pub fn shutdown_grace(settings: &Settings) -> Duration {
+    settings.kill_grace.min(settings.drain_timeout / 2)
+}
+
+/// Output and stderr of jobs, by id, as stored before a dead node's jobs were marked.
+type Streamed = std::collections::HashMap<gostint_core::JobId, (String, String)>;
+
 /// What the housekeeping loop needs.
 struct Housekeeping {
     store: Arc<dyn JobStore>,
@@ -373,8 +389,9 @@ struct Housekeeping {
 impl Housekeeping {
     /// Marks the jobs of `nodes` (dead) `unknown` has been done by the store; here their
     /// leftover containers on this engine go.
-    async fn remove_containers_of(&self, nodes: &[NodeId]) {
+    async fn remove_containers_of(&self, nodes: &[NodeId], streamed: &Streamed) {
         for dead in nodes {
+            self.recover_exited(dead, streamed).await;
             match self.runtime.remove_labelled("gostint.node_uuid", dead.as_str()).await {
                 Ok(0) => {}
                 Ok(n) => info!(node_uuid = %dead, removed = n, "removed leftover containers of a dead node"),
@@ -383,11 +400,74 @@ impl Housekeeping {
         }
     }
 
+    /// Issue 16, item 6: a dead node's containers that had already exited hold their job's
+    /// real exit status. Each such job, now `unknown`, gets its real outcome (the owner may
+    /// replace `unknown`, docs/design.md §5.1): status and return code from the container,
+    /// the output the node had already stored (masked), and a note. The container's own log
+    /// is not read back: the secret values to mask it went with the dead node. Containers
+    /// still running stay `unknown`.
+    async fn recover_exited(&self, dead: &NodeId, streamed: &Streamed) {
+        let exited = match self.runtime.exited_labelled("gostint.node_uuid", dead.as_str()).await {
+            Ok(e) => e,
+            Err(e) => {
+                warn!(node_uuid = %dead, error = %e, "could not list a dead node's exited containers");
+                return;
+            }
+        };
+        for c in exited {
+            let Ok(id) = c.job_id.parse::<gostint_core::JobId>() else { continue };
+            let job = match self.store.get(&id).await {
+                Ok(Some(j)) if j.status == gostint_core::JobStatus::Unknown && j.node_uuid == dead.as_str() => j,
+                Ok(_) => continue,
+                Err(e) => {
+                    warn!(job_id = %id, error = %e, "could not read a dead node's job");
+                    continue;
+                }
+            };
+            let ok = c.exit_code == 0 && !c.oom_killed && !job.kill_requested;
+            let (mut output, stderr) = streamed.get(&id).cloned().unwrap_or((job.output, job.stderr));
+            output.push_str(&format!("\n{RECOVERED_NOTE}"));
+            let outcome = gostint_core::Outcome {
+                status: if ok { gostint_core::JobStatus::Success } else { gostint_core::JobStatus::Failed },
+                output,
+                stderr,
+                return_code: c.exit_code,
+            };
+            match self.store.finish(&id, dead, outcome, Timestamp::now()).await {
+                Ok(true) => {
+                    info!(job_id = %id, return_code = c.exit_code, "recovered the outcome of a dead node's job")
+                }
+                Ok(false) => {}
+                Err(e) => warn!(job_id = %id, error = %e, "could not record a dead node's job outcome"),
+            }
+        }
+    }
+
+    /// The output and stderr stored so far of the active jobs of `nodes` (errors: none).
+    async fn streamed_by(&self, nodes: &[NodeId]) -> Streamed {
+        let mut streamed = Streamed::new();
+        for node in nodes {
+            for id in self.store.active_ids_on(node).await.unwrap_or_default() {
+                if let Ok(Some(j)) = self.store.get(&id).await {
+                    streamed.insert(id, (j.output, j.stderr));
+                }
+            }
+        }
+        streamed
+    }
+
     /// At start: with a single-process store every other node is a previous run of this
     /// one (it crashed, or it would have deregistered), so its jobs end `unknown` now and
     /// its containers go; with a shared store the stale-node sweep decides.
     async fn recover(&self, single_process: bool, previous: Option<NodeId>) -> anyhow::Result<()> {
         self.store.heartbeat(&self.node, Timestamp::now()).await.context("registering this node")?;
+        // The output the dead runs' jobs had streamed, read before marking them `unknown`
+        // replaces it (issue 16, item 6).
+        let mut owners = previous.iter().cloned().collect::<Vec<_>>();
+        if single_process {
+            owners.extend(self.store.orphan_owners(&self.node).await.unwrap_or_default());
+        }
+        let streamed = self.streamed_by(&owners).await;
         if let Some(prev) = previous {
             // This machine's previous run: if it still owns jobs it crashed.
             let lost = self.store.mark_node_lost(&prev, Timestamp::now()).await?;
@@ -396,7 +476,7 @@ impl Housekeeping {
                 warn!(node_uuid = %prev, jobs = lost, "the previous run on this machine crashed: its jobs are now unknown");
                 self.worker.wake();
             }
-            self.remove_containers_of(std::slice::from_ref(&prev)).await;
+            self.remove_containers_of(std::slice::from_ref(&prev), &streamed).await;
         }
         if single_process {
             let everyone = Timestamp::from_millis(i64::MAX);
@@ -409,7 +489,7 @@ impl Housekeeping {
                 warn!(nodes = dead.len(), "a previous run ended without shutting down: its jobs are now unknown");
                 self.worker.wake();
             }
-            self.remove_containers_of(&dead).await;
+            self.remove_containers_of(&dead, &streamed).await;
         }
         Ok(())
     }
@@ -427,7 +507,7 @@ impl Housekeeping {
             Ok(dead) => {
                 warn!(nodes = ?dead.iter().map(NodeId::as_str).collect::<Vec<_>>(), "stale nodes reaped: their jobs are now unknown");
                 self.worker.wake();
-                self.remove_containers_of(&dead).await;
+                self.remove_containers_of(&dead, &Streamed::new()).await;
             }
             Err(e) => warn!(error = %e, "stale-node sweep failed; will retry"),
         }
@@ -478,7 +558,8 @@ pub async fn run(settings: Settings) -> anyhow::Result<()> {
             _ = term.recv() => {
                 server.state.drain();
                 info!(running = server.worker.running(), "SIGTERM: draining, then exiting");
-                let deadline = tokio::time::Instant::now() + settings.drain_timeout;
+                // The shutdown's stop grace is part of the drain limit (issue 16, item 3).
+                let deadline = tokio::time::Instant::now() + settings.drain_timeout.saturating_sub(shutdown_grace(&settings));
                 while server.worker.running() > 0 && tokio::time::Instant::now() < deadline {
                     tokio::select! {
                         _ = tokio::time::sleep(Duration::from_millis(200)) => {}

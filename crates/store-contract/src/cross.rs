@@ -131,7 +131,7 @@ pub async fn events_reach_a_listener_on_another_handle(listener: Arc<dyn JobStor
     heard.expect(StoreEvent::Claimable, "mark_node_lost").await;
     assert!(writer.reap_stale_nodes(at(10), at(11), &other).await.expect("reap").is_empty());
 
-    // Live output and status changes wake the followers on other nodes (SPEC.md §12).
+    // Live output and status changes wake the followers on other nodes (docs/design.md §12).
     let fifth = new_job("live", &alice(), at(12));
     let fifth_id = fifth.id;
     writer.enqueue(fifth).await.expect("enqueue");

@@ -150,6 +150,7 @@ macro_rules! __with_every_check {
             active_ids_on_lists_this_nodes_running_and_stopping_jobs,
             image_gc_sees_only_recorded_images_per_engine_unused_since_the_cutoff,
             append_output_adds_to_a_running_job_of_its_node_only,
+            list_items_carry_a_bounded_tail_of_output_and_stderr,
         }
     };
 }
@@ -1277,7 +1278,7 @@ pub async fn image_gc_sees_only_recorded_images_per_engine_unused_since_the_cuto
 }
 
 /// `append_output` appends (or with `replace` sets) the live output of a running job of the
-/// calling node, and refuses other nodes' jobs, queued and final ones (SPEC.md §12).
+/// calling node, and refuses other nodes' jobs, queued and final ones (docs/design.md §12).
 pub async fn append_output_adds_to_a_running_job_of_its_node_only(s: Subject) {
     let id = running_job(&s, "q", &node_a(), at(1)).await;
     assert!(s.store.append_output(&id, &node_a(), "tick1\n", "", false).await.expect("append"));
@@ -1297,4 +1298,28 @@ pub async fn append_output_adds_to_a_running_job_of_its_node_only(s: Subject) {
     s.store.enqueue(queued).await.expect("enqueue");
     assert!(!s.store.append_output(&qid, &node_a(), "x", "", false).await.expect("append"), "queued job");
     assert_eq!(get(&s, &qid).await.output, "");
+}
+
+/// Issue 16, item 9: a list page carries only the last [`gostint_core::limits::LIST_OUTPUT_TAIL`]
+/// characters of each job's `output` and `stderr` (cut in the query), never cutting a
+/// character; `get` carries the whole.
+pub async fn list_items_carry_a_bounded_tail_of_output_and_stderr(s: Subject) {
+    let node = NodeId::new("n-tail");
+    let id = running_job(&s, "tail", &node, at(10)).await;
+    let tail = gostint_core::limits::LIST_OUTPUT_TAIL;
+    let output = format!("{}{}end", "a".repeat(100_000), "é".repeat(tail));
+    let stderr = "e".repeat(50_000);
+    let outcome =
+        Outcome { status: JobStatus::Success, output: output.clone(), stderr: stderr.clone(), return_code: 0 };
+    assert!(s.store.finish(&id, &node, outcome, at(20)).await.expect("finish"));
+    let short = enqueue(&s, "other", &alice(), at(30)).await;
+
+    let (page, _) = s.store.list(Visibility::All, 0, 10).await.expect("list");
+    let listed = page.iter().find(|j| j.id == id).expect("listed");
+    let want: String = output.chars().rev().take(tail).collect::<Vec<_>>().into_iter().rev().collect();
+    assert_eq!(listed.output, want);
+    assert_eq!(listed.stderr.len(), tail);
+    assert_eq!(page.iter().find(|j| j.id == short).expect("listed").output, "");
+    let whole = s.store.get(&id).await.expect("get").expect("job");
+    assert_eq!((whole.output.len(), whole.stderr.len()), (output.len(), stderr.len()));
 }

@@ -59,6 +59,16 @@ macro_rules! columns {
     };
 }
 
+/// [`columns`] for a list page: only the last `LIST_OUTPUT_TAIL` (4096) characters of
+/// `output` and `stderr` (issue 16, item 9).
+macro_rules! list_columns {
+    () => {
+        "seq, id, qname, owner, status, node_uuid, submitted, started, ended, right(output, 4096) AS output, right(stderr, 4096) AS stderr, return_code, \
+         tty, container_id, container_image, kill_requested, definition, definition_secrets, wrap_secret_id, payload, \
+         tenant"
+    };
+}
+
 /// The assignments that blank what a finished job must not keep (docs/defects.md item 37).
 macro_rules! blank_secrets {
     () => {
@@ -894,7 +904,7 @@ impl JobStore for PgJobStore {
             None => {
                 let rows = sqlx::query_as::<_, JobRow>(concat!(
                     "SELECT ",
-                    columns!(),
+                    list_columns!(),
                     " FROM jobs ORDER BY submitted DESC, seq DESC LIMIT $1 OFFSET $2"
                 ))
                 .bind(to_i64(limit))
@@ -910,7 +920,7 @@ impl JobStore for PgJobStore {
                 let owner = text(owner);
                 let rows = sqlx::query_as::<_, JobRow>(concat!(
                     "SELECT ",
-                    columns!(),
+                    list_columns!(),
                     " FROM jobs WHERE owner = $1 ORDER BY submitted DESC, seq DESC LIMIT $2 OFFSET $3"
                 ))
                 .bind(&*owner)

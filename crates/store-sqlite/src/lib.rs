@@ -37,6 +37,15 @@ macro_rules! columns {
     };
 }
 
+/// [`columns`] for a list page: only the last `LIST_OUTPUT_TAIL` (4096) characters of
+/// `output` and `stderr` (issue 16, item 9).
+macro_rules! list_columns {
+    () => {
+        "seq, id, qname, owner, status, node_uuid, submitted, started, ended, substr(output, -4096) AS output, substr(stderr, -4096) AS stderr, return_code, \
+         tty, container_id, container_image, kill_requested, definition, wrap_secret_id, payload, tenant"
+    };
+}
+
 /// The assignments that blank what a finished job must not keep (docs/defects.md item 37).
 macro_rules! blank_secrets {
     () => {
@@ -728,13 +737,13 @@ impl JobStore for SqliteJobStore {
         // Two shapes rather than `?1 IS NULL OR owner = ?1`, so each walks its own index.
         let (page_sql, count_sql) = match who {
             Visibility::All => (
-                concat!("SELECT ", columns!(), " FROM jobs ORDER BY submitted DESC, seq DESC LIMIT ?2 OFFSET ?3"),
+                concat!("SELECT ", list_columns!(), " FROM jobs ORDER BY submitted DESC, seq DESC LIMIT ?2 OFFSET ?3"),
                 "SELECT COUNT(*) FROM jobs",
             ),
             Visibility::Owner(_) => (
                 concat!(
                     "SELECT ",
-                    columns!(),
+                    list_columns!(),
                     " FROM jobs WHERE owner = ?1 ORDER BY submitted DESC, seq DESC LIMIT ?2 OFFSET ?3"
                 ),
                 "SELECT COUNT(*) FROM jobs WHERE owner = ?1",

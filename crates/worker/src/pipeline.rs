@@ -51,6 +51,10 @@ pub struct PipelineConfig {
     /// The engine's id under which pulls are recorded for image GC; empty = GC off, nothing
     /// recorded.
     pub gc_engine: String,
+    /// Stop grace when the node shuts down past its drain limit: the kill grace, but at most
+    /// half the drain timeout, so that the process exits after about the drain timeout
+    /// (issue 16, item 3).
+    pub shutdown_grace: Duration,
 }
 
 /// The ports a run uses.
@@ -81,6 +85,9 @@ struct Leftovers {
     job_dir: Option<JobDir>,
     /// Values masked in the output: the job token and every secret delivered.
     mask: Vec<String>,
+    /// An engine call that creates or starts the container timed out or lost the engine: a
+    /// container may exist that gostint never heard of (issue 16, item 10).
+    engine_timed_out: bool,
 }
 
 /// Test hook (cargo feature `test-hooks`, never in a release build): a job whose
@@ -126,6 +133,9 @@ pub async fn run_job(
         if let Err(e) = ports.runtime.remove(id).await {
             warn!(job_id = %job.id, container_id = %id, error = %e, "container removal failed");
         }
+    }
+    if left.engine_timed_out {
+        remove_by_label(ports, &job).await;
     }
     if let Some(token) = &left.job_token {
         if let Err(e) = ports.vault.revoke_self(token).await {
@@ -338,16 +348,16 @@ async fn execute(
                         ports.files.stop_binding(&e.message);
                         (id, Some(files))
                     }
-                    Err(e) => return failed(e.to_string()),
+                    Err(e) => return engine_failed(left, "", e),
                 }
             }
-            Err(e) => return failed(e.to_string()),
+            Err(e) => return engine_failed(left, "", e),
         }
     } else {
         debug!(job_id = %job.id, bound = false, "creating the container");
         let id = match ports.runtime.create(&spec).await {
             Ok(id) => id,
-            Err(e) => return failed(e.to_string()),
+            Err(e) => return engine_failed(left, "", e),
         };
         left.container_id = Some(id.clone());
         let img = match known {
@@ -699,7 +709,7 @@ async fn run_container(
     limits: &Limits,
 ) -> Outcome {
     if let Err(e) = ports.runtime.start(container_id).await {
-        return failed(format!("Run container failed: {e}"));
+        return engine_failed(left, "Run container failed: ", e);
     }
     // The mounts hold the bound files open: their names on the host can go now.
     drop(left.job_dir.take());
@@ -749,14 +759,22 @@ async fn run_container(
             }
         }
     };
+    // Issue 16, item 4: a container removed from outside gostint (`docker rm -f`) ends the
+    // wait with an error or a kill status; what was followed so far is kept.
+    let mut gone = false;
     let code = match ended {
         Ended::Exited(Ok(code)) => code,
+        Ended::Exited(Err(ref e)) if e.kind == RuntimeErrorKind::NotFound => {
+            gone = true;
+            -1
+        }
         Ended::Exited(Err(e)) => {
             follower.abort();
             return failed(format!("Run container failed: {e}"));
         }
         Ended::TimedOut | Ended::Aborted => {
-            if let Err(e) = ports.runtime.stop(container_id, cfg.kill_grace).await {
+            let grace = if matches!(ended, Ended::Aborted) { cfg.shutdown_grace } else { cfg.kill_grace };
+            if let Err(e) = ports.runtime.stop(container_id, grace).await {
                 warn!(job_id = %job.id, error = %e, "stopping the container failed");
             }
             // Issue 16, item 3: the container has exited now; its real exit status (it may
@@ -794,14 +812,22 @@ async fn run_container(
     // The kernel's OOM killer ends the job with SIGKILL (137): say so. Only a non-zero exit
     // is looked at (a job whose child was killed but which itself succeeded succeeded).
     let oom = code != 0
+        && !gone
         && matches!(ended, Ended::Exited(_))
         && match ports.runtime.oom_killed(container_id).await {
             Ok(oom) => oom,
+            Err(e) if e.kind == RuntimeErrorKind::NotFound => {
+                gone = true;
+                false
+            }
             Err(e) => {
                 warn!(job_id = %job.id, error = %e, "could not inspect the container for an OOM kill");
                 false
             }
         };
+    if gone {
+        return removed_from_outside(live);
+    }
     // The stored outcome is read again after the exit, when the engine's own log is complete:
     // the followed text served the live view only. Docker's follow stream repeats lines when
     // the job's json-file log rotates (Engine 28: the last line of a 50 MiB job came twice),
@@ -813,6 +839,7 @@ async fn run_container(
             live.push(gostint_core::LogChunk::Stdout(logs.stdout));
             live.push(gostint_core::LogChunk::Stderr(logs.stderr));
         }
+        Err(e) if e.kind == RuntimeErrorKind::NotFound => return removed_from_outside(live),
         Err(e) if !followed => return failed(format!("Run container failed: {e}")),
         Err(e) => {
             warn!(job_id = %job.id, error = %e, "reading the output after the exit failed; keeping the followed output")
@@ -841,6 +868,47 @@ async fn run_container(
         outcome.status = JobStatus::Failed;
     }
     outcome
+}
+
+/// `failed` with the engine's message; a timeout or lost engine marks the job's container
+/// (perhaps created all the same) for removal by its label.
+fn engine_failed(left: &mut Leftovers, lead: &str, e: gostint_core::RuntimeError) -> Outcome {
+    if e.kind == RuntimeErrorKind::Transient {
+        left.engine_timed_out = true;
+    }
+    failed(format!("{lead}{e}"))
+}
+
+/// Issue 16, item 10: after an engine timeout in create or start, the job's container (found
+/// by its label `gostint.job_id`, since its id never arrived) is removed, so no runaway
+/// container stays behind. Retried while the engine is still slow (5 tries, 1 s doubling).
+async fn remove_by_label(ports: &Ports, job: &JobRecord) {
+    for attempt in 0..5u32 {
+        match ports.runtime.remove_labelled("gostint.job_id", &job.id.to_string()).await {
+            Ok(n) => {
+                if n > 0 {
+                    info!(job_id = %job.id, removed = n, "removed the job's container after an engine timeout");
+                }
+                return;
+            }
+            Err(e) => {
+                warn!(job_id = %job.id, error = %e, attempt, "could not remove the job's container after an engine timeout");
+                tokio::time::sleep(Duration::from_secs(1 << attempt)).await;
+            }
+        }
+    }
+}
+
+/// What a job whose container was removed from outside gostint ends with (issue 16, item 4).
+pub const REMOVED_FROM_OUTSIDE: &str = "container removed from outside gostint; exit status unknown";
+
+/// `failed`, -1, the output followed until the container went, and
+/// [`REMOVED_FROM_OUTSIDE`].
+fn removed_from_outside(mut live: LiveOutput) -> Outcome {
+    live.finish();
+    live.note(&format!("\n{REMOVED_FROM_OUTSIDE}"));
+    let (output, stderr) = live.texts();
+    Outcome { status: JobStatus::Failed, output, stderr, return_code: -1 }
 }
 
 /// How long the rest of the output may take to arrive after the exit.

@@ -55,6 +55,8 @@ struct FaultyRuntime {
     refuse_binds: bool,
     bound: AtomicUsize,
     archives: AtomicUsize,
+    /// `remove_labelled` calls, as (key, value).
+    labelled_removals: std::sync::Mutex<Vec<(String, String)>>,
 }
 
 #[async_trait]
@@ -64,6 +66,9 @@ impl ContainerRuntime for FaultyRuntime {
     }
     async fn create(&self, spec: &ContainerSpec) -> Result<String, RuntimeError> {
         assert!(!spec.image.starts_with("panic/"), "injected pipeline bug");
+        if spec.image.starts_with("slowcreate/") {
+            return Err(RuntimeError::new(RuntimeErrorKind::Transient, "the Docker engine did not answer in time"));
+        }
         if !spec.files.is_empty() {
             self.bound.fetch_add(1, Ordering::SeqCst);
             if self.refuse_binds {
@@ -89,7 +94,10 @@ impl ContainerRuntime for FaultyRuntime {
         self.archives.fetch_add(1, Ordering::SeqCst);
         Ok(())
     }
-    async fn start(&self, _: &str) -> Result<(), RuntimeError> {
+    async fn start(&self, id: &str) -> Result<(), RuntimeError> {
+        if id.starts_with("slowstart/") {
+            return Err(RuntimeError::new(RuntimeErrorKind::Transient, "the Docker engine did not answer in time"));
+        }
         Ok(())
     }
     async fn wait(&self, id: &str) -> Result<i64, RuntimeError> {
@@ -111,8 +119,9 @@ impl ContainerRuntime for FaultyRuntime {
     async fn info(&self) -> Result<EngineInfo, RuntimeError> {
         Ok(EngineInfo::default())
     }
-    async fn remove_labelled(&self, _: &str, _: &str) -> Result<u64, RuntimeError> {
-        Ok(0)
+    async fn remove_labelled(&self, key: &str, value: &str) -> Result<u64, RuntimeError> {
+        self.labelled_removals.lock().unwrap().push((key.to_string(), value.to_string()));
+        Ok(1)
     }
 }
 
@@ -156,6 +165,7 @@ fn pipeline_config() -> PipelineConfig {
         tenants: gostint_core::TenantRegistry::new(gostint_core::Tenants::single(None, "rid".into())),
         sandbox: Default::default(),
         gc_engine: String::new(),
+        shutdown_grace: Duration::from_secs(1),
     }
 }
 
@@ -255,5 +265,31 @@ async fn an_engine_that_cannot_bind_the_job_files_gets_them_copied_for_good() {
     assert_eq!(runtime.bound.load(Ordering::SeqCst), 1, "one refused bind, then none tried");
     assert_eq!(runtime.archives.load(Ordering::SeqCst), 3, "every job's files copied in");
     assert!(!h.files.binding());
+    h.stop().await;
+}
+
+/// Issue 16, item 10: after an engine timeout in create or start, the job's container is
+/// looked up by its label `gostint.job_id` and removed (before: a create that timed out left
+/// its container `Created`, burning a core, with nobody removing it).
+#[tokio::test]
+async fn an_engine_timeout_in_create_or_start_removes_the_container_by_its_label() {
+    let runtime = Arc::new(FaultyRuntime::default());
+    let h = Harness::start(runtime.clone()).await;
+    for image in ["slowcreate/img", "slowstart/img"] {
+        let j = job(image);
+        let r = h.run(&j).await;
+        assert_eq!(r.status, JobStatus::Failed, "{image}");
+        assert!(r.output.contains("did not answer in time"), "{}", r.output);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let want = ("gostint.job_id".to_string(), j.id.to_string());
+        while !runtime.labelled_removals.lock().unwrap().contains(&want) {
+            assert!(tokio::time::Instant::now() < deadline, "{image}: the container was never removed by its label");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    // A job that ran normally is not looked up by label.
+    let ok = job("ok/img");
+    assert_eq!(h.run(&ok).await.status, JobStatus::Success);
+    assert!(!runtime.labelled_removals.lock().unwrap().iter().any(|(_, v)| *v == ok.id.to_string()));
     h.stop().await;
 }

@@ -346,6 +346,8 @@ struct FinishesInGrace {
     inner: FaultyRuntime,
     stopped: tokio::sync::Notify,
     started: AtomicUsize,
+    /// Set by `stop`: every wait (the pipeline's and the output follower's) then ends.
+    was_stopped: AtomicBool,
 }
 
 #[async_trait]
@@ -370,15 +372,22 @@ impl ContainerRuntime for FinishesInGrace {
         self.inner.start(id).await
     }
     async fn wait(&self, _: &str) -> Result<i64, RuntimeError> {
-        self.stopped.notified().await;
-        self.stopped.notify_one();
-        Ok(0)
+        loop {
+            let notified = self.stopped.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.was_stopped.load(Ordering::SeqCst) {
+                return Ok(0);
+            }
+            notified.await;
+        }
     }
     async fn logs(&self, id: &str, tty: bool, max: usize) -> Result<ContainerLogs, RuntimeError> {
         self.inner.logs(id, tty, max).await
     }
     async fn stop(&self, _: &str, _: Duration) -> Result<(), RuntimeError> {
-        self.stopped.notify_one();
+        self.was_stopped.store(true, Ordering::SeqCst);
+        self.stopped.notify_waiters();
         Ok(())
     }
     async fn remove(&self, id: &str) -> Result<(), RuntimeError> {
