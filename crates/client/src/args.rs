@@ -82,6 +82,12 @@ pub enum Command {
     /// Delete a job that is not running or stopping (a queued one is cancelled).
     #[command(long_about = subcommand_about!("Delete a job that is not running or stopping (a queued one is cancelled)."), after_help = AFTER_HELP)]
     Delete(IdArgs),
+    /// Print a job's output so far (stdout and stderr on their own streams); -f follows it live to the end.
+    #[command(long_about = subcommand_about!("Print a job's output so far (stdout and stderr on their own streams); -f follows it live to the end, then exits as `run` would."), after_help = AFTER_HELP)]
+    Logs(LogsArgs),
+    /// Wait for a job to end (long-poll); exit with its code, as `run` does.
+    #[command(long_about = subcommand_about!("Wait for a job to end (long-poll); prints its final status, exits with its code as `run` does."), after_help = AFTER_HELP)]
+    Wait(IdArgs),
 }
 
 /// Where gostint and Vault are, and who the requestor is: shared by every command.
@@ -212,6 +218,20 @@ pub struct IdArgs {
     pub json: bool,
 }
 
+/// `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Where gostint and Vault are, who the requestor is.
+    #[command(flatten)]
+    pub common: Common,
+    /// The job id (24 hex characters)
+    pub id: String,
+    /// Follow the output live until the job ends (exit code as `run`'s)
+    #[arg(short = 'f', long, num_args = 0..=1, require_equals = true, default_value = "false",
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub follow: bool,
+}
+
 /// `list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -221,6 +241,15 @@ pub struct ListArgs {
     /// Jobs to skip (pages of 10)
     #[arg(long, default_value = "0")]
     pub skip: u64,
+    /// Only jobs with this status (queued, running, stopping, success, failed, notauthorised, unknown)
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only jobs of this queue (qname)
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Show at most this many jobs (with --status/--queue, pages are read until that many match)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub limit: Option<u64>,
     /// JSON output for scripts (gostint's answer as it came)
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false",
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
@@ -259,7 +288,7 @@ fn looks_like_long_flag(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-const SUBCOMMANDS: &[&str] = &["run", "status", "list", "kill", "delete", "help"];
+const SUBCOMMANDS: &[&str] = &["run", "status", "list", "kill", "delete", "logs", "wait", "help"];
 
 /// Accepts the original client's command lines.
 ///

@@ -32,7 +32,9 @@ pub mod args;
 pub mod exit;
 pub mod flow;
 pub mod job;
+pub mod more;
 pub mod output;
+pub mod pin;
 pub mod session;
 pub mod stream;
 
@@ -72,6 +74,14 @@ pub async fn main_with(argv: Vec<String>) -> u8 {
         args::Command::Delete(a) => {
             init_tracing(a.common.debug);
             flow::act(a, false).await
+        }
+        args::Command::Logs(a) => {
+            init_tracing(a.common.debug);
+            crate::more::logs(a).await
+        }
+        args::Command::Wait(a) => {
+            init_tracing(a.common.debug);
+            crate::more::wait(a).await
         }
     };
     match result {
