@@ -87,7 +87,13 @@ pub async fn run(a: RunArgs) -> anyhow::Result<u8> {
     let api = gostint(&a.common, &diag)?;
     let credentials = Credentials::from_args(&a.common)?;
     let session = Session::new(vault_client(&a.common, &diag)?, diag);
-    guarded(&session, &diag, submit_and_wait(&a, &session, &api, credentials, job, &diag)).await
+    let work = async {
+        tokio::select! {
+            r = submit_and_wait(&a, &session, &api, credentials, job, &diag) => r,
+            never = crate::renew::keep_alive(&session, &a.api_token_ttl, &diag) => match never {},
+        }
+    };
+    guarded(&session, &diag, work).await
 }
 
 async fn submit_and_wait(

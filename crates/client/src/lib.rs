@@ -35,6 +35,7 @@ pub mod job;
 pub mod more;
 pub mod output;
 pub mod pin;
+pub mod renew;
 pub mod session;
 pub mod stream;
 

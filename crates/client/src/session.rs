@@ -271,16 +271,20 @@ impl Session {
     }
 
     /// Renews the API token (and the AppRole login token, its parent, when this session
-    /// made it) by `increment`; returns the API token's new TTL in seconds.
+    /// made it) by `increment`; returns the API token's new TTL in seconds, `None` when
+    /// there is no API token yet.
     ///
     /// # Errors
-    /// No API token; Vault refuses the renewal (not renewable, expired, revoked).
-    pub async fn renew(&self, increment: &str) -> anyhow::Result<u64> {
+    /// Vault refuses the renewal (not renewable, expired, revoked).
+    pub async fn renew(&self, increment: &str) -> anyhow::Result<Option<u64>> {
         let tokens: Vec<(Kind, SecretString)> = locked(&self.made)
             .iter()
             .filter(|m| matches!(m.kind, Kind::Api | Kind::Login))
             .map(|m| (m.kind, m.token.clone()))
             .collect();
+        if !tokens.iter().any(|(k, _)| *k == Kind::Api) {
+            return Ok(None);
+        }
         let mut api_ttl = None;
         for (kind, token) in tokens {
             let ttl = self
@@ -293,7 +297,7 @@ impl Session {
                 api_ttl = Some(ttl);
             }
         }
-        api_ttl.ok_or_else(|| anyhow!("no API token to renew"))
+        Ok(api_ttl)
     }
 
     /// The submitted job's id, once known.

@@ -102,3 +102,78 @@ async fn a_plain_openssl_self_signed_certificate_is_trusted_when_pinned_with_ca_
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stdout));
     assert!(text(&out.stderr).contains("certificate"), "{}", text(&out.stderr));
 }
+
+#[tokio::test]
+async fn logs_follow_wait_and_filtered_list_against_the_real_server() {
+    let Some(e) = env() else { return };
+    let root = Who::Token(e.svc.root_token.clone());
+    let script = "echo tick1; echo to-err >&2; sleep 3; echo tick2; exit 3";
+    let out = e
+        .client(
+            &root,
+            &[
+                "-qname",
+                "logsq",
+                "-image",
+                &e.svc.image,
+                "-run",
+                &serde_json::json!(["sh", "-c", script]).to_string(),
+                "-wait=false",
+            ],
+        )
+        .await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let id = serde_json::from_slice::<Value>(&out.stdout).unwrap()["_id"].as_str().unwrap().to_string();
+
+    // -f follows live to the end: stdout and stderr on their own streams, run's exit code.
+    let (follow_args, wait_args) = (["logs", &id, "-f"], ["wait", &id]);
+    let (follow, waited) = tokio::join!(e.client(&root, &follow_args), e.client(&root, &wait_args));
+    assert_eq!(follow.status.code(), Some(3), "{}", text(&follow.stderr));
+    assert_eq!(text(&follow.stdout), "tick1\ntick2\n");
+    let err = text(&follow.stderr);
+    assert!(err.contains("to-err\n") && err.contains("[failed]"), "{err}");
+    assert_eq!(waited.status.code(), Some(3), "{}", text(&waited.stderr));
+    assert_eq!(text(&waited.stdout), "failed (return code 3)\n");
+
+    // Without -f: what is stored, byte for byte, exit 0.
+    let out = e.client(&root, &["logs", &id]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "tick1\ntick2\n");
+    assert_eq!(text(&out.stderr), "to-err\n");
+    let out = e.client(&root, &["wait", &id, "--json"]).await;
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["status"], "failed");
+
+    // A second job, successful, in another queue.
+    let out = e.client(&root, &["-qname", "otherq", "-image", &e.svc.image, "-run", r#"["true"]"#]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+
+    let list = |args: Vec<&str>| {
+        let mut a = vec!["list"];
+        a.extend(args);
+        let a: Vec<String> = a.into_iter().map(String::from).collect();
+        let e = &e;
+        let root = root.clone();
+        async move {
+            let refs: Vec<&str> = a.iter().map(String::as_str).collect();
+            e.client(&root, &refs).await
+        }
+    };
+    let out = list(vec!["--status", "failed", "--queue", "logsq", "--json"]).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let ids: Vec<&str> = page["data"].as_array().unwrap().iter().map(|j| j["_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [id.as_str()], "{page}");
+    let out = list(vec!["--queue", "logsq", "--status", "success"]).await;
+    assert_eq!(text(&out.stdout), "no matching jobs\n");
+    let out = list(vec!["--limit", "1", "--json"]).await;
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["data"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["data"][0]["qname"], "otherq", "newest first: {page}");
+    let out = list(vec!["--status", "done"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("expected one of"), "{}", text(&out.stderr));
+    let out = list(vec!["--status", "failed"]).await;
+    let table = text(&out.stdout);
+    assert!(table.starts_with("ID ") && table.contains(&id) && table.contains("1 matching job(s)"), "{table}");
+}
