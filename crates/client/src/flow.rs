@@ -245,9 +245,10 @@ fn print_outcome(job: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `[<status>]` and a newline, red when `colour` (and `NO_COLOR` is unset).
-pub(crate) fn status_line(status: &str, colour: bool) -> Vec<u8> {
-    let colour = colour && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+/// `[<status>]` and a newline, red as `--color` and `NO_COLOR` say for a stream that is
+/// (`terminal`) or is not a terminal.
+pub(crate) fn status_line(status: &str, terminal: bool) -> Vec<u8> {
+    let colour = crate::colour::enabled(terminal);
     if colour {
         format!("\x1b[31m[{status}]\x1b[0m\n").into_bytes()
     } else {

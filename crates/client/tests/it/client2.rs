@@ -177,3 +177,91 @@ async fn logs_follow_wait_and_filtered_list_against_the_real_server() {
     let table = text(&out.stdout);
     assert!(table.starts_with("ID ") && table.contains(&id) && table.contains("1 matching job(s)"), "{table}");
 }
+
+#[tokio::test]
+async fn the_api_token_is_renewed_while_run_waits_past_its_ttl() {
+    let Some(e) = env() else { return };
+    let root = Who::Token(e.svc.root_token.clone());
+    // A 3 s API token and a 10 s job, polled (--json reads the final view through polls,
+    // each authenticated with the API token): without renewal the polls fail with 403.
+    let args = [
+        "-image",
+        &e.svc.image,
+        "-run",
+        r#"["sh","-c","sleep 10; echo done"]"#,
+        "-api-token-ttl",
+        "3s",
+        "-poll-interval",
+        "0.3",
+        "-json",
+        "-debug",
+    ];
+    let out = e.client(&root, &args).await;
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["status"], "success", "{job}");
+    assert_eq!(job["output"], "done\n");
+    assert!(err.matches("renewed the API token").count() >= 2, "{err}");
+    e.assert_revoked(&made_accessors(&err)).await;
+}
+
+#[tokio::test]
+async fn repeatable_env_and_secret_flags_and_a_trailing_command() {
+    let Some(e) = env() else { return };
+    let root = Who::Token(e.svc.root_token.clone());
+    // `-url`/`-ca-cert` first: after `--` everything is the job's command.
+    let cert = e.server.cert.to_str().unwrap().to_string();
+    let client = |args: &[&str]| {
+        let mut all = vec!["-url", e.server.url.as_str(), "-ca-cert", cert.as_str()];
+        all.extend_from_slice(args);
+        output(e.raw_command(&root, &all))
+    };
+    let args = [
+        "-e",
+        "GREETING=hello",
+        "--env",
+        "X=a b=c",
+        "-env-vars",
+        r#"["FIRST=1"]"#,
+        "--secret",
+        "v1=secret/my-secret.my-value",
+        "-image",
+        &e.svc.image,
+        "--",
+        "sh",
+        "-c",
+        r#"echo "$FIRST|$GREETING|$X"; grep -c 'v1: s3cr3t-v1' /secrets.yml"#,
+    ];
+    let out = client(&args).await;
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "1|hello|a b=c\n1\n");
+
+    let out = client(&["-e", "NOVALUE", "-image", &e.svc.image, "--", "true"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("expected NAME=value"), "{}", text(&out.stderr));
+    let out = client(&["--secret", "v1@secret/x.y", "-image", &e.svc.image, "--", "true"]).await;
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("expected VAR=PATH.KEY"), "{}", text(&out.stderr));
+    let out = client(&["-run", r#"["true"]"#, "-image", &e.svc.image, "--", "true"]).await;
+    assert_eq!(out.status.code(), Some(2), "--run and a trailing command conflict");
+}
+
+#[tokio::test]
+async fn color_always_never_and_no_color() {
+    let Some(e) = env() else { return };
+    let root = Who::Token(e.svc.root_token.clone());
+    let run = |colour: &'static str, no_color: bool| {
+        let mut cmd = e.command(&root, &["-image", &e.svc.image, "-run", r#"["false"]"#, colour]);
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        output(cmd)
+    };
+    let (always, never, auto) =
+        tokio::join!(run("--color=always", true), run("--color=never", false), run("--color=auto", true));
+    assert_eq!(always.status.code(), Some(1), "{}", text(&always.stderr));
+    assert!(text(&always.stderr).contains("\x1b[31m[failed]\x1b[0m\n"), "{:?}", text(&always.stderr));
+    assert!(text(&never.stderr).ends_with("[failed]\n") && !text(&never.stderr).contains('\x1b'));
+    assert!(text(&auto.stderr).ends_with("[failed]\n") && !text(&auto.stderr).contains('\x1b'));
+}
