@@ -23,7 +23,8 @@ Exit codes:
 A job that itself exits 2, 120, 121, 130 or 143 cannot be told apart by the code alone:
 use --json, or `gostint-client status ID`.
 
-Commands: [run] (the default), status ID, list [--skip N], kill ID, delete ID;
+Commands: [run] (the default), status ID, list [--skip N] [--status S] [--queue Q]
+[--limit N], kill ID, delete ID, logs ID [-f], wait ID;
 `gostint-client <command> --help` for each. status/list/kill/delete act with the
 requestor's own Vault token (see `gostint-client status --help`).
 
