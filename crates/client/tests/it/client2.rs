@@ -34,7 +34,7 @@ async fn a_failed_post_revokes_the_wrapping_token_and_the_cubbyhole_token() {
     let made = made_accessors(&err);
     assert_eq!(made.len(), 2, "API and cubbyhole tokens: {err}");
     e.assert_revoked(&made).await;
-    e.assert_revoked(&[wrap.clone()]).await;
+    e.assert_revoked(std::slice::from_ref(&wrap)).await;
     assert!(err.contains(&format!("revoked the wrapping token of the secret id (accessor {wrap})")), "{err}");
 
     // A successful POST hands the wrapping token over: the job still runs (gostint unwraps it).
