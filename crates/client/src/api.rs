@@ -132,9 +132,22 @@ impl Gostint {
             if certs.is_empty() {
                 return Err(BuildError::CaInvalid(shown));
             }
-            builder = builder.tls_built_in_root_certs(false);
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
+            if insecure {
+                builder = builder.tls_built_in_root_certs(false);
+                for cert in certs {
+                    builder = builder.add_root_certificate(cert);
+                }
+            } else {
+                // The bundle's certificates as roots, and each one pinned: a server
+                // presenting exactly one of them (a self-signed, CA:TRUE certificate
+                // from plain `openssl req -x509`) is trusted after its name and dates.
+                use rustls::pki_types::pem::PemObject;
+                let ders = rustls::pki_types::CertificateDer::pem_slice_iter(&pem)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(|_| BuildError::CaInvalid(shown.clone()))?;
+                let verifier =
+                    crate::pin::PinningVerifier::new(ders).map_err(|_| BuildError::CaInvalid(shown.clone()))?;
+                builder = builder.use_preconfigured_tls(verifier.client_config());
             }
         }
         if insecure {
@@ -163,6 +176,15 @@ impl Gostint {
     /// See [`ApiError`]; 404 when the job is gone or not the caller's.
     pub async fn job(&self, token: &str, id: &str) -> Result<Reply, ApiError> {
         self.call(Method::GET, &format!("/v1/api/job/{id}"), token, None).await
+    }
+
+    /// `GET /v1/api/job/{id}?wait=<wait>`: the job view, answered when it is final or after
+    /// `wait` (e.g. `30s`); an older gostint ignores `wait` and answers at once.
+    ///
+    /// # Errors
+    /// See [`ApiError`].
+    pub async fn job_wait(&self, token: &str, id: &str, wait: &str) -> Result<Reply, ApiError> {
+        self.call(Method::GET, &format!("/v1/api/job/{id}?wait={wait}"), token, None).await
     }
 
     /// `GET /v1/api/job?skip=N`: a page of the caller's jobs.

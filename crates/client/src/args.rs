@@ -23,7 +23,8 @@ Exit codes:
 A job that itself exits 2, 120, 121, 130 or 143 cannot be told apart by the code alone:
 use --json, or `gostint-client status ID`.
 
-Commands: [run] (the default), status ID, list [--skip N], kill ID, delete ID;
+Commands: [run] (the default), status ID, list [--skip N] [--status S] [--queue Q]
+[--limit N], kill ID, delete ID, logs ID [-f], wait ID;
 `gostint-client <command> --help` for each. status/list/kill/delete act with the
 requestor's own Vault token (see `gostint-client status --help`).
 
@@ -82,47 +83,71 @@ pub enum Command {
     /// Delete a job that is not running or stopping (a queued one is cancelled).
     #[command(long_about = subcommand_about!("Delete a job that is not running or stopping (a queued one is cancelled)."), after_help = AFTER_HELP)]
     Delete(IdArgs),
+    /// Print a job's output so far (stdout and stderr on their own streams); -f follows it live to the end.
+    #[command(long_about = subcommand_about!("Print a job's output so far (stdout and stderr on their own streams); -f follows it live to the end, then exits as `run` would."), after_help = AFTER_HELP)]
+    Logs(LogsArgs),
+    /// Wait for a job to end (long-poll); exit with its code, as `run` does.
+    #[command(long_about = subcommand_about!("Wait for a job to end (long-poll); prints its final status, exits with its code as `run` does."), after_help = AFTER_HELP)]
+    Wait(IdArgs),
 }
 
 /// Where gostint and Vault are, and who the requestor is: shared by every command.
 #[derive(Debug, Args, Clone)]
 pub struct Common {
     /// gostint's base URL, e.g. https://gostint.example:3232
-    #[arg(long, env = "GOSTINT_URL", hide_env_values = true)]
+    #[arg(help_heading = "gostint and Vault", long, env = "GOSTINT_URL", hide_env_values = true)]
     pub url: String,
-    /// PEM CA bundle that gostint's certificate must chain to, instead of the system roots
-    #[arg(long = "ca-cert", env = "GOSTINT_CACERT", hide_env_values = true)]
+    /// PEM CA bundle that gostint's certificate must chain to, instead of the system roots (a self-signed server certificate given here is pinned: name and dates still checked)
+    #[arg(help_heading = "gostint and Vault", long = "ca-cert", env = "GOSTINT_CACERT", hide_env_values = true)]
     pub ca_cert: Option<PathBuf>,
     /// Do not verify gostint's TLS certificate (warns on stderr; development only)
-    #[arg(long = "insecure-skip-verify", num_args = 0..=1, require_equals = true,
+    #[arg(help_heading = "gostint and Vault", long = "insecure-skip-verify", num_args = 0..=1, require_equals = true,
           default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub insecure_skip_verify: bool,
     /// Vault/OpenBao address
-    #[arg(long = "vault-url", env = "VAULT_ADDR", hide_env_values = true)]
+    #[arg(help_heading = "gostint and Vault", long = "vault-url", env = "VAULT_ADDR", hide_env_values = true)]
     pub vault_url: String,
     /// Requestor's Vault token (a value, or @file); AppRole credentials, when given, win
-    #[arg(long = "vault-token", env = "VAULT_TOKEN", hide_env_values = true)]
+    #[arg(help_heading = "gostint and Vault", long = "vault-token", env = "VAULT_TOKEN", hide_env_values = true)]
     pub vault_token: Option<String>,
     /// Requestor's AppRole role_id (a value, or @file); needs --vault-secretid
-    #[arg(long = "vault-roleid", env = "GOSTINT_CLIENT_ROLEID", hide_env_values = true)]
+    #[arg(
+        help_heading = "gostint and Vault",
+        long = "vault-roleid",
+        env = "GOSTINT_CLIENT_ROLEID",
+        hide_env_values = true
+    )]
     pub vault_roleid: Option<String>,
     /// Requestor's AppRole secret_id (a value, or @file); needs --vault-roleid
-    #[arg(long = "vault-secretid", env = "GOSTINT_CLIENT_SECRETID", hide_env_values = true)]
+    #[arg(
+        help_heading = "gostint and Vault",
+        long = "vault-secretid",
+        env = "GOSTINT_CLIENT_SECRETID",
+        hide_env_values = true
+    )]
     pub vault_secretid: Option<String>,
     /// PEM CA bundle for Vault's certificate, instead of the system roots
-    #[arg(long = "vault-ca-cert", env = "VAULT_CACERT", hide_env_values = true)]
+    #[arg(help_heading = "gostint and Vault", long = "vault-ca-cert", env = "VAULT_CACERT", hide_env_values = true)]
     pub vault_ca_cert: Option<PathBuf>,
     /// Do not verify Vault's TLS certificate (warns on stderr; development only)
-    #[arg(long = "vault-skip-verify", env = "VAULT_SKIP_VERIFY", hide_env_values = true, num_args = 0..=1, require_equals = true,
+    #[arg(help_heading = "gostint and Vault", long = "vault-skip-verify", env = "VAULT_SKIP_VERIFY", hide_env_values = true, num_args = 0..=1, require_equals = true,
           default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub vault_skip_verify: bool,
     /// Vault Enterprise/OpenBao namespace (sent as X-Vault-Namespace)
-    #[arg(long = "vault-namespace", env = "VAULT_NAMESPACE", hide_env_values = true)]
+    #[arg(
+        help_heading = "gostint and Vault",
+        long = "vault-namespace",
+        env = "VAULT_NAMESPACE",
+        hide_env_values = true
+    )]
     pub vault_namespace: Option<String>,
     /// Debug lines on stderr (calls made, accessors of the tokens made; never a token)
-    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false",
+    #[arg(help_heading = "Output", long, num_args = 0..=1, require_equals = true, default_value = "false",
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub debug: bool,
+    /// Colour the [status] line: auto (a terminal, unless NO_COLOR is set), always or never
+    #[arg(help_heading = "Output", long, value_enum, value_name = "WHEN", default_value = "auto")]
+    pub color: crate::colour::ColorWhen,
 }
 
 /// `run`: the job and how to send it.
@@ -132,70 +157,85 @@ pub struct RunArgs {
     #[command(flatten)]
     pub common: Common,
     /// gostint's AppRole name, also the transit key name
-    #[arg(long = "gostint-approle", env = "GOSTINT_APPROLE", hide_env_values = true, default_value = "gostint-role")]
+    #[arg(
+        help_heading = "Submission and waiting",
+        long = "gostint-approle",
+        env = "GOSTINT_APPROLE",
+        hide_env_values = true,
+        default_value = "gostint-role"
+    )]
     pub gostint_approle: String,
     /// Base job definition, a JSON object (a value, or @file); the flags below override it
-    #[arg(long = "job-json")]
+    #[arg(help_heading = "Job", long = "job-json")]
     pub job_json: Option<String>,
     /// Queue name (qname)
-    #[arg(long)]
+    #[arg(help_heading = "Job", long)]
     pub qname: Option<String>,
     /// Container image (container_image; else the job JSON's, else content's gostint.yml)
-    #[arg(long)]
+    #[arg(help_heading = "Job", long)]
     pub image: Option<String>,
     /// IfNotPresent or Always (image_pull_policy; gostint's default: IfNotPresent)
-    #[arg(long = "image-pull-policy")]
+    #[arg(help_heading = "Job", long = "image-pull-policy")]
     pub image_pull_policy: Option<String>,
     /// A folder (packed as tar.gz: ./ names, uid/gid 2001) or an existing .tar.gz; `.` = cwd
-    #[arg(long)]
+    #[arg(help_heading = "Job", long)]
     pub content: Option<PathBuf>,
     /// Entrypoint, a JSON array string (a value, or @file)
-    #[arg(long)]
+    #[arg(help_heading = "Job", long)]
     pub entrypoint: Option<String>,
     /// Command, a JSON array string (a value, or @file)
-    #[arg(long)]
+    #[arg(help_heading = "Job", long)]
     pub run: Option<String>,
     /// Working directory in the container (working_directory)
-    #[arg(long = "run-dir")]
+    #[arg(help_heading = "Job", long = "run-dir")]
     pub run_dir: Option<String>,
     /// Environment, a JSON array string of NAME=value (a value, or @file)
-    #[arg(long = "env-vars")]
+    #[arg(help_heading = "Job", long = "env-vars")]
     pub env_vars: Option<String>,
     /// Secret references, a JSON array string of var@path.key (a value, or @file)
-    #[arg(long = "secret-refs")]
+    #[arg(help_heading = "Job", long = "secret-refs")]
     pub secret_refs: Option<String>,
     /// yaml (/secrets.yml) or json (/secrets.json) (secret_file_type; gostint's default: yaml)
-    #[arg(long = "secret-filetype")]
+    #[arg(help_heading = "Job", long = "secret-filetype")]
     pub secret_filetype: Option<String>,
     /// Carry on when Vault answers a secret read with warnings (default: the job JSON's, else false)
-    #[arg(long = "cont-on-warnings", num_args = 0..=1, require_equals = true,
+    #[arg(help_heading = "Job", long = "cont-on-warnings", num_args = 0..=1, require_equals = true,
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub cont_on_warnings: Option<bool>,
     /// Run the container with a TTY: one combined output stream (default: the job JSON's, else false)
-    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
+    #[arg(help_heading = "Job", long, num_args = 0..=1, require_equals = true, default_missing_value = "true",
           value_parser = BoolishValueParser::new())]
     pub tty: Option<bool>,
     /// Send the job in plain mode (job + wrapped secret id) instead of cubbyhole + transit
-    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false",
+    #[arg(help_heading = "Submission and waiting", long, num_args = 0..=1, require_equals = true, default_value = "false",
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub plain: bool,
     /// Wait for the job to end (--wait=false: print the submit answer and exit 0)
-    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "true",
+    #[arg(help_heading = "Submission and waiting", long, num_args = 0..=1, require_equals = true, default_value = "true",
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub wait: bool,
     /// Seconds between polls (decimals allowed)
-    #[arg(long = "poll-interval", default_value = "1", value_parser = parse_interval)]
+    #[arg(help_heading = "Submission and waiting", long = "poll-interval", default_value = "1", value_parser = parse_interval)]
     pub poll_interval: f64,
     /// TTL of the `default` API token made for this run; must outlast the job (revoked at exit anyway)
-    #[arg(long = "api-token-ttl", default_value = "1h")]
+    #[arg(help_heading = "Submission and waiting", long = "api-token-ttl", default_value = "1h")]
     pub api_token_ttl: String,
     /// TTL of the wrapped secret id; must outlast the wait in the queue (it travels outside the encryption)
-    #[arg(long = "wrap-ttl", default_value = "1h")]
+    #[arg(help_heading = "Submission and waiting", long = "wrap-ttl", default_value = "1h")]
     pub wrap_ttl: String,
     /// Print the final job (or the submit answer) as JSON on stdout instead of its output
-    #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false",
+    #[arg(help_heading = "Output", long, num_args = 0..=1, require_equals = true, default_value = "false",
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
     pub json: bool,
+    /// An environment variable NAME=value for the job (repeatable; added after --env-vars)
+    #[arg(help_heading = "Job", short = 'e', long = "env", value_name = "NAME=value")]
+    pub env: Vec<String>,
+    /// A secret reference VAR=PATH.KEY (repeatable; added after --secret-refs as VAR@PATH.KEY)
+    #[arg(help_heading = "Job", long = "secret", value_name = "VAR=PATH.KEY")]
+    pub secret: Vec<String>,
+    /// The job's command after `--` (its `run`), instead of --run: gostint-client … -- sh -c 'echo hi'
+    #[arg(help_heading = "Job", last = true, value_name = "CMD", conflicts_with = "run")]
+    pub cmd: Vec<String>,
 }
 
 /// `status`, `kill`, `delete`: one job.
@@ -212,6 +252,20 @@ pub struct IdArgs {
     pub json: bool,
 }
 
+/// `logs`.
+#[derive(Debug, Args)]
+pub struct LogsArgs {
+    /// Where gostint and Vault are, who the requestor is.
+    #[command(flatten)]
+    pub common: Common,
+    /// The job id (24 hex characters)
+    pub id: String,
+    /// Follow the output live until the job ends (exit code as `run`'s)
+    #[arg(short = 'f', long, num_args = 0..=1, require_equals = true, default_value = "false",
+          default_missing_value = "true", value_parser = BoolishValueParser::new())]
+    pub follow: bool,
+}
+
 /// `list`.
 #[derive(Debug, Args)]
 pub struct ListArgs {
@@ -221,6 +275,15 @@ pub struct ListArgs {
     /// Jobs to skip (pages of 10)
     #[arg(long, default_value = "0")]
     pub skip: u64,
+    /// Only jobs with this status (queued, running, stopping, success, failed, notauthorised, unknown)
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only jobs of this queue (qname)
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Show at most this many jobs (with --status/--queue, pages are read until that many match)
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=10000))]
+    pub limit: Option<u64>,
     /// JSON output for scripts (gostint's answer as it came)
     #[arg(long, num_args = 0..=1, require_equals = true, default_value = "false",
           default_missing_value = "true", value_parser = BoolishValueParser::new())]
@@ -259,7 +322,7 @@ fn looks_like_long_flag(name: &str) -> bool {
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-const SUBCOMMANDS: &[&str] = &["run", "status", "list", "kill", "delete", "help"];
+const SUBCOMMANDS: &[&str] = &["run", "status", "list", "kill", "delete", "logs", "wait", "help"];
 
 /// Accepts the original client's command lines.
 ///

@@ -22,7 +22,7 @@ use crate::session::{vault_client, Credentials, Session, CUBBY_PATH};
 /// the client gives up waiting.
 const MAX_POLL_FAILURES: u32 = 10;
 
-fn gostint(common: &Common, diag: &Diag) -> anyhow::Result<Gostint> {
+pub(crate) fn gostint(common: &Common, diag: &Diag) -> anyhow::Result<Gostint> {
     if common.insecure_skip_verify {
         diag.warn(
             "TLS verification of gostint is OFF (--insecure-skip-verify): the job and its token can be intercepted",
@@ -87,7 +87,13 @@ pub async fn run(a: RunArgs) -> anyhow::Result<u8> {
     let api = gostint(&a.common, &diag)?;
     let credentials = Credentials::from_args(&a.common)?;
     let session = Session::new(vault_client(&a.common, &diag)?, diag);
-    guarded(&session, &diag, submit_and_wait(&a, &session, &api, credentials, job, &diag)).await
+    let work = async {
+        tokio::select! {
+            r = submit_and_wait(&a, &session, &api, credentials, job, &diag) => r,
+            never = crate::renew::keep_alive(&session, &a.api_token_ttl, &diag) => match never {},
+        }
+    };
+    guarded(&session, &diag, work).await
 }
 
 async fn submit_and_wait(
@@ -219,7 +225,7 @@ async fn wait(api: &Gostint, token: &str, id: &str, interval: f64, diag: &Diag) 
     }
 }
 
-fn print_raw(reply: &Reply) -> anyhow::Result<()> {
+pub(crate) fn print_raw(reply: &Reply) -> anyhow::Result<()> {
     let mut bytes = reply.raw.clone().into_bytes();
     if !bytes.ends_with(b"\n") {
         bytes.push(b'\n');
@@ -239,9 +245,10 @@ fn print_outcome(job: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `[<status>]` and a newline, red when `colour` (and `NO_COLOR` is unset).
-fn status_line(status: &str, colour: bool) -> Vec<u8> {
-    let colour = colour && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+/// `[<status>]` and a newline, red as `--color` and `NO_COLOR` say for a stream that is
+/// (`terminal`) or is not a terminal.
+pub(crate) fn status_line(status: &str, terminal: bool) -> Vec<u8> {
+    let colour = crate::colour::enabled(terminal);
     if colour {
         format!("\x1b[31m[{status}]\x1b[0m\n").into_bytes()
     } else {
@@ -251,7 +258,7 @@ fn status_line(status: &str, colour: bool) -> Vec<u8> {
 
 /// Logs in for a subcommand; see `gostint-client status --help` for why the requestor's
 /// own token is used (the tenant is its entity, or its accessor).
-async fn subcommand<F, Fut>(common: &Common, id: Option<&str>, work: F) -> anyhow::Result<u8>
+pub(crate) async fn subcommand<F, Fut>(common: &Common, id: Option<&str>, work: F) -> anyhow::Result<u8>
 where
     F: FnOnce(Gostint, String) -> Fut,
     Fut: Future<Output = anyhow::Result<u8>>,
@@ -272,7 +279,7 @@ where
     guarded(&session, &diag, work).await
 }
 
-fn not_found_hint(e: ApiError, id: &str) -> anyhow::Error {
+pub(crate) fn not_found_hint(e: ApiError, id: &str) -> anyhow::Error {
     let hint = (e.status() == Some(reqwest::StatusCode::NOT_FOUND))
         .then(|| format!("job {id} does not exist, or belongs to another tenant (see gostint-client status --help)"));
     let e = anyhow::Error::new(e);
@@ -305,6 +312,9 @@ pub async fn status(a: IdArgs) -> anyhow::Result<u8> {
 /// # Errors
 /// Vault and HTTP errors.
 pub async fn list(a: ListArgs) -> anyhow::Result<u8> {
+    if a.status.is_some() || a.queue.is_some() || a.limit.is_some() {
+        return crate::more::list_filtered(a).await;
+    }
     subcommand(&a.common, None, |api, token| async move {
         let reply = api.list(&token, a.skip).await?;
         if a.json {

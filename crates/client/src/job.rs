@@ -78,7 +78,44 @@ pub fn build_job(a: &RunArgs) -> anyhow::Result<Map<String, Value>> {
         set("tty", json!(v));
     }
     validate(&job)?;
+    repeated_flags(a, &mut job)?;
     Ok(job)
+}
+
+/// `-e NAME=value`, `--secret VAR=PATH.KEY` (appended to `env_vars`/`secret_refs`, after what
+/// the JSON flags gave) and a trailing `-- CMD ARGS…` (the job's `run`).
+fn repeated_flags(a: &RunArgs, job: &mut Map<String, Value>) -> anyhow::Result<()> {
+    let mut append = |key: &str, items: Vec<String>| {
+        if items.is_empty() {
+            return;
+        }
+        let entry = job.entry(key.to_string()).or_insert_with(|| json!([]));
+        if let Value::Array(list) = entry {
+            list.extend(items.into_iter().map(Value::String));
+        }
+    };
+    let mut env = Vec::new();
+    for e in &a.env {
+        match e.split_once('=') {
+            Some((name, _)) if !name.is_empty() && !name.contains(char::is_whitespace) => env.push(e.clone()),
+            _ => bail!("-e/--env {e:?}: expected NAME=value"),
+        }
+    }
+    append("env_vars", env);
+    let mut refs = Vec::new();
+    for r in &a.secret {
+        match r.split_once('=') {
+            Some((var, path)) if !var.is_empty() && path.contains('.') && !path.starts_with('.') => {
+                refs.push(format!("{var}@{path}"));
+            }
+            _ => bail!("--secret {r:?}: expected VAR=PATH.KEY, e.g. password=secret/data/db.password"),
+        }
+    }
+    append("secret_refs", refs);
+    if !a.cmd.is_empty() {
+        job.insert("run".into(), json!(a.cmd));
+    }
+    Ok(())
 }
 
 const STRING_FIELDS: &[&str] =

@@ -29,10 +29,14 @@
 
 pub mod api;
 pub mod args;
+pub mod colour;
 pub mod exit;
 pub mod flow;
 pub mod job;
+pub mod more;
 pub mod output;
+pub mod pin;
+pub mod renew;
 pub mod session;
 pub mod stream;
 
@@ -54,24 +58,39 @@ pub async fn main_with(argv: Vec<String>) -> u8 {
     };
     let result = match cli.command {
         args::Command::Run(a) => {
+            colour::set(a.common.color);
             init_tracing(a.common.debug);
             flow::run(*a).await
         }
         args::Command::Status(a) => {
+            colour::set(a.common.color);
             init_tracing(a.common.debug);
             flow::status(a).await
         }
         args::Command::List(a) => {
+            colour::set(a.common.color);
             init_tracing(a.common.debug);
             flow::list(a).await
         }
         args::Command::Kill(a) => {
+            colour::set(a.common.color);
             init_tracing(a.common.debug);
             flow::act(a, true).await
         }
         args::Command::Delete(a) => {
+            colour::set(a.common.color);
             init_tracing(a.common.debug);
             flow::act(a, false).await
+        }
+        args::Command::Logs(a) => {
+            colour::set(a.common.color);
+            init_tracing(a.common.debug);
+            crate::more::logs(a).await
+        }
+        args::Command::Wait(a) => {
+            colour::set(a.common.color);
+            init_tracing(a.common.debug);
+            crate::more::wait(a).await
         }
     };
     match result {

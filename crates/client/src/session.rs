@@ -86,6 +86,9 @@ enum Kind {
     Api,
     /// The 2-use token holding the ciphertext: normally spent by gostint.
     Cubby,
+    /// The wrapping token of gostint's secret id: handed to gostint by a successful POST,
+    /// else revoked at [`Session::close`].
+    Wrap,
 }
 
 impl Kind {
@@ -94,6 +97,7 @@ impl Kind {
             Kind::Login => "AppRole login token",
             Kind::Api => "API token",
             Kind::Cubby => "cubbyhole token",
+            Kind::Wrap => "wrapping token of the secret id",
         }
     }
 }
@@ -113,6 +117,8 @@ pub struct Session {
     login: Mutex<Option<SecretString>>,
     made: Mutex<Vec<Made>>,
     job_id: Mutex<Option<String>>,
+    /// The wrapping token until gostint has it (a successful POST).
+    wrap: Mutex<Option<Made>>,
 }
 
 fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -123,7 +129,14 @@ fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Session {
     /// A session on `vault`, not logged in yet.
     pub fn new(vault: VaultClient, diag: Diag) -> Self {
-        Self { vault, diag, login: Mutex::new(None), made: Mutex::new(Vec::new()), job_id: Mutex::new(None) }
+        Self {
+            vault,
+            diag,
+            login: Mutex::new(None),
+            made: Mutex::new(Vec::new()),
+            job_id: Mutex::new(None),
+            wrap: Mutex::new(None),
+        }
     }
 
     /// The Vault client.
@@ -198,13 +211,14 @@ impl Session {
     /// The requestor may not mint secret ids for `approle`; Vault unreachable.
     pub async fn wrapped_secret_id(&self, approle: &str, wrap_ttl: &str) -> anyhow::Result<SecretString> {
         let login = self.login_token()?;
-        let wrapped = self
+        let CreatedToken { token, accessor } = self
             .vault
-            .wrapped_secret_id(login.expose_secret(), approle, wrap_ttl)
+            .wrapped_secret_id_made(login.expose_secret(), approle, wrap_ttl)
             .await
             .with_context(|| format!("getting a wrapped secret id for AppRole {approle:?}"))?;
-        self.diag.debug(format!("wrapped secret id for {approle} (wrap ttl {wrap_ttl})"));
-        Ok(wrapped)
+        self.diag.debug(format!("wrapped secret id for {approle} (wrapping accessor {accessor}, wrap ttl {wrap_ttl})"));
+        *locked(&self.wrap) = Some(Made { kind: Kind::Wrap, token: token.clone(), accessor });
+        Ok(token)
     }
 
     /// `transit/encrypt/<key>` of `plaintext_b64` (docs/design.md §7.5).
@@ -249,9 +263,41 @@ impl Session {
         Ok(token)
     }
 
-    /// Notes the submitted job's id (named if the wait is interrupted).
+    /// Notes the submitted job's id (named if the wait is interrupted). gostint accepted
+    /// the job, so the wrapping token is its now: [`close`](Self::close) leaves it alone.
     pub fn note_job(&self, id: &str) {
+        *locked(&self.wrap) = None;
         *locked(&self.job_id) = Some(id.to_string());
+    }
+
+    /// Renews the API token (and the AppRole login token, its parent, when this session
+    /// made it) by `increment`; returns the API token's new TTL in seconds, `None` when
+    /// there is no API token yet.
+    ///
+    /// # Errors
+    /// Vault refuses the renewal (not renewable, expired, revoked).
+    pub async fn renew(&self, increment: &str) -> anyhow::Result<Option<u64>> {
+        let tokens: Vec<(Kind, SecretString)> = locked(&self.made)
+            .iter()
+            .filter(|m| matches!(m.kind, Kind::Api | Kind::Login))
+            .map(|m| (m.kind, m.token.clone()))
+            .collect();
+        if !tokens.iter().any(|(k, _)| *k == Kind::Api) {
+            return Ok(None);
+        }
+        let mut api_ttl = None;
+        for (kind, token) in tokens {
+            let ttl = self
+                .vault
+                .renew_self(token.expose_secret(), Some(increment))
+                .await
+                .with_context(|| format!("renewing the {} (auth/token/renew-self)", kind.label()))?;
+            self.diag.debug(format!("renewed the {} (ttl now {ttl}s)", kind.label()));
+            if kind == Kind::Api {
+                api_ttl = Some(ttl);
+            }
+        }
+        Ok(api_ttl)
     }
 
     /// The submitted job's id, once known.
@@ -269,6 +315,10 @@ impl Session {
     /// is already gone: that failure is expected and only shown with `--debug`; any other
     /// failure is a warning. Never fails: it runs on every exit path.
     pub async fn close(&self) {
+        let wrap = locked(&self.wrap).take();
+        if let Some(w) = wrap {
+            self.revoke_wrap(&w).await;
+        }
         let made: Vec<Made> = std::mem::take(&mut *locked(&self.made));
         for m in made.iter().rev() {
             match self.vault.revoke_token(m.token.expose_secret()).await {
@@ -288,5 +338,24 @@ impl Session {
             }
         }
         *locked(&self.login) = None;
+    }
+
+    /// The wrapping token never reached gostint (the POST failed, or the run stopped before
+    /// it): revoked with its own authority, else used up by unwrapping it (the secret id
+    /// inside is dropped at once), so no one can use it during the rest of its TTL.
+    async fn revoke_wrap(&self, w: &Made) {
+        let gone = match self.vault.revoke_token(w.token.expose_secret()).await {
+            Ok(()) => Ok(()),
+            Err(_) => self.vault.unwrap(w.token.expose_secret()).await.map(drop),
+        };
+        match gone {
+            Ok(()) => self.diag.debug(format!("revoked the {} (accessor {})", w.kind.label(), w.accessor)),
+            Err(e) => self.diag.warn(&format!(
+                "could not revoke the {} (accessor {}): {}; it expires with its wrap TTL",
+                w.kind.label(),
+                w.accessor,
+                e.message
+            )),
+        }
     }
 }

@@ -141,4 +141,46 @@ impl VaultClient {
         let body = expect_body(self.send(call).await?, &label)?;
         token_info(&body, &label)
     }
+
+    /// As [`wrapped_secret_id`](Self::wrapped_secret_id), also giving the wrapping token's
+    /// accessor (`wrap_info.accessor`), so a client can name it in its logs and revoke it.
+    ///
+    /// # Errors
+    /// As [`wrapped_secret_id`](Self::wrapped_secret_id).
+    pub async fn wrapped_secret_id_made(
+        &self,
+        token: &str,
+        approle: &str,
+        wrap_ttl: &str,
+    ) -> Result<CreatedToken, VaultError> {
+        if !is_segment(approle) {
+            return Err(invalid("auth/approle/role", &format!("invalid AppRole name {approle:?}")));
+        }
+        let path = format!("auth/approle/role/{approle}/secret-id");
+        let call = Call::new(Method::PUT, &path).token(token).wrap_ttl(wrap_ttl);
+        let label = call.label();
+        let body = expect_body(self.send(call).await?, &label)?;
+        let wrap = string_at(&body, "wrap_info", "token", &label)?;
+        let accessor = string_at(&body, "wrap_info", "accessor", &label)?;
+        Ok(CreatedToken { token: SecretString::from(wrap), accessor })
+    }
+
+    /// `PUT auth/token/renew-self` with `token` (optionally asking for `increment`, e.g.
+    /// `"1h"`); returns the token's new TTL in seconds (`auth.lease_duration`).
+    ///
+    /// # Errors
+    /// `Denied` if the token is not renewable, expired or revoked. Never retried.
+    pub async fn renew_self(&self, token: &str, increment: Option<&str>) -> Result<u64, VaultError> {
+        let body = match increment {
+            Some(i) => json!({ "increment": i }),
+            None => json!({}),
+        };
+        let call = Call::new(Method::PUT, "auth/token/renew-self").token(token).body(body);
+        let label = call.label();
+        let body = expect_body(self.send(call).await?, &label)?;
+        body.get("auth")
+            .and_then(|a| a.get("lease_duration"))
+            .and_then(Value::as_u64)
+            .ok_or_else(|| invalid(&label, "no `auth.lease_duration`"))
+    }
 }

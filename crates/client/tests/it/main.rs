@@ -3,6 +3,7 @@
 //! real Docker engine. Without them (no `scripts/services up`) the tests print `skipped: …`
 //! and pass, unless `GOSTINT_TEST_REQUIRE` names the missing service. `--help` needs nothing.
 
+mod client2;
 mod help;
 mod live;
 mod run;

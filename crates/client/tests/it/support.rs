@@ -133,6 +133,14 @@ pub(crate) fn env() -> Option<Env> {
     Some(Env { server, svc, req })
 }
 
+/// The world with extra settings for the server (`None`: skipped, as [`env`]).
+pub(crate) fn env_with(extra: &[(&str, &str)]) -> Option<Env> {
+    let svc = services()?;
+    let server = Server::start(&svc, extra);
+    let req = Requestor::new(&svc);
+    Some(Env { server, svc, req })
+}
+
 /// Who the client acts as.
 #[derive(Clone)]
 pub(crate) enum Who {
