@@ -62,6 +62,17 @@ impl VaultClient {
         approle: &str,
         wrap_ttl: &str,
     ) -> Result<SecretString, VaultError> {
+        let (body, label) = self.wrapped_secret_id_answer(token, approle, wrap_ttl).await?;
+        string_at(&body, "wrap_info", "token", &label).map(SecretString::from)
+    }
+
+    /// The answer of `PUT auth/approle/role/<approle>/secret-id` made wrapped, and its label.
+    async fn wrapped_secret_id_answer(
+        &self,
+        token: &str,
+        approle: &str,
+        wrap_ttl: &str,
+    ) -> Result<(serde_json::Value, String), VaultError> {
         if !is_segment(approle) {
             return Err(invalid("auth/approle/role", &format!("invalid AppRole name {approle:?}")));
         }
@@ -69,7 +80,7 @@ impl VaultClient {
         let call = Call::new(Method::PUT, &path).token(token).wrap_ttl(wrap_ttl);
         let label = call.label();
         let body = expect_body(self.send(call).await?, &label)?;
-        string_at(&body, "wrap_info", "token", &label).map(SecretString::from)
+        Ok((body, label))
     }
 
     /// `PUT transit/encrypt/<key>` with `{"plaintext": plaintext_b64}`; returns
@@ -153,13 +164,7 @@ impl VaultClient {
         approle: &str,
         wrap_ttl: &str,
     ) -> Result<CreatedToken, VaultError> {
-        if !is_segment(approle) {
-            return Err(invalid("auth/approle/role", &format!("invalid AppRole name {approle:?}")));
-        }
-        let path = format!("auth/approle/role/{approle}/secret-id");
-        let call = Call::new(Method::PUT, &path).token(token).wrap_ttl(wrap_ttl);
-        let label = call.label();
-        let body = expect_body(self.send(call).await?, &label)?;
+        let (body, label) = self.wrapped_secret_id_answer(token, approle, wrap_ttl).await?;
         let wrap = string_at(&body, "wrap_info", "token", &label)?;
         let accessor = string_at(&body, "wrap_info", "accessor", &label)?;
         Ok(CreatedToken { token: SecretString::from(wrap), accessor })
