@@ -7,11 +7,13 @@
 //! - 3: dispatch delay (queue freed or job posted → claimed → container created);
 //! - 4: submission throughput vs OpenBao's own `lookup-self` rate;
 //! - 5: queue scale: enqueue rate, claim latency from 100 to 100,000 queued, server RSS;
-//! - 6: 4 and 5 on PostgreSQL.
+//! - 6: 4 and 5 on PostgreSQL;
+//! - 9: memory given back after a burst, by allocator (`alloc.rs`).
 //!
 //! Everything runs on loopback. CPU time per process group is read from `/proc` around each
 //! phase, so load from other work on the machine shows in the output.
 
+mod alloc;
 mod cpu;
 mod events;
 mod jobs;
@@ -182,6 +184,9 @@ async fn main() -> anyhow::Result<()> {
             None => println!("== 6. skipped: no GOSTINT_TEST_DATABASE_URL (scripts/services up starts PostgreSQL)"),
             Some(base) => postgres(&svc, &base, &args, subs, scale, &mut rows).await?,
         }
+    }
+    if want(9) {
+        alloc::fig9(&svc, args.quick, &mut rows).await?;
     }
     report::print_rows(&rows);
     println!(

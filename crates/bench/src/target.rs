@@ -144,7 +144,7 @@ impl InProcess {
 }
 
 /// The release `gostint` binary beside this one.
-fn gostint_bin() -> anyhow::Result<PathBuf> {
+pub(crate) fn gostint_bin() -> anyhow::Result<PathBuf> {
     let me = std::env::current_exe()?;
     let bin = me.parent().context("exe dir")?.join("gostint");
     anyhow::ensure!(bin.exists(), "{} not built (cargo build --release --bin gostint)", bin.display());
@@ -166,9 +166,21 @@ impl Child {
         https: bool,
         envs: &[(&str, String)],
     ) -> anyhow::Result<Self> {
+        Self::start_bin(&gostint_bin()?, svc, dburl, state, https, envs).await
+    }
+
+    /// As [`Child::start`], with another `gostint` binary (another build of it).
+    pub(crate) async fn start_bin(
+        bin: &Path,
+        svc: &Services,
+        dburl: &str,
+        state: &Path,
+        https: bool,
+        envs: &[(&str, String)],
+    ) -> anyhow::Result<Self> {
         let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let (cert, key) = (state.join("cert.pem"), state.join("key.pem"));
-        let child = tokio::process::Command::new(gostint_bin()?)
+        let child = tokio::process::Command::new(bin)
             .arg("serve")
             .env("VAULT_ADDR", &svc.vault_addr)
             .env("GOSTINT_ROLEID", &svc.role_id)

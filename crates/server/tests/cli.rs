@@ -218,3 +218,38 @@ fn sighup_reloads_the_certificate_and_a_bad_pair_keeps_the_old_one() {
         std::panic::resume_unwind(p);
     }
 }
+
+/// The `GLIBC_TUNABLES` a running `gostint serve` holds (its pid stays the spawned one).
+fn serving_tunables(svc: &Services, tunables: Option<&str>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let mut c = configured(svc, dir.path());
+    c.env("GOSTINT_PORT", "0").env("GOSTINT_BIND", "127.0.0.1").env("GOSTINT_STATE_DIR", dir.path());
+    if let Some(t) = tunables {
+        c.env("GLIBC_TUNABLES", t);
+    }
+    let mut child = c.arg("serve").stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().unwrap();
+    let lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(|l| drop(tx.send(l))));
+    let up = wait_for(&rx, "gostint listening", Duration::from_secs(120));
+    let environ = std::fs::read(format!("/proc/{}/environ", child.id())).unwrap_or_default();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(up.is_some(), "gostint serve did not come up");
+    String::from_utf8_lossy(&environ)
+        .split('\0')
+        .find_map(|v| v.strip_prefix("GLIBC_TUNABLES="))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// RELIABILITY.md item 11: the binary re-executes itself (same pid) with glibc's malloc tuned,
+/// unless the operator set malloc tunables of their own.
+#[test]
+fn serve_runs_with_tuned_malloc_unless_the_operator_chose_other_settings() {
+    let Some(svc) = services() else { return };
+    let tuned = serving_tunables(&svc, None);
+    assert!(tuned.contains("glibc.malloc.arena_max=2"), "GLIBC_TUNABLES={tuned}");
+    let own = serving_tunables(&svc, Some("glibc.malloc.arena_max=4"));
+    assert_eq!(own, "glibc.malloc.arena_max=4");
+}
