@@ -130,11 +130,13 @@ fn delete() {}
 fn kill() {}
 
 #[utoipa::path(get, path = "/v1/api/health", tag = "status",
-    params(("k" = Option<String>, Query, description = "one key: the bare value as text/plain")),
+    params(("k" = Option<String>, Query, description = "one key: the bare value as text/plain"),
+           ("X-Auth-Token" = Option<String>, Header, description = "optional; an admin token adds `tenant.<name>.queued_jobs` and `tenant.<name>.running_jobs`")),
     responses(
         (status = 200, description = "every value a string (JSON), or with `k` the bare value as text/plain",
          body = std::collections::BTreeMap<String, String>),
         (status = 400, description = "unknown key, or the token missing with GOSTINT_PROTECT_STATUS=1", body = ErrorBody),
+        (status = 403, description = "a token was sent and Vault refused it", body = ErrorBody),
         (status = 503, description = "a Docker key while Docker is down", body = ErrorBody),
     ))]
 fn health() {}

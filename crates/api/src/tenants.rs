@@ -1,7 +1,7 @@
 //! docs/design.md §10 at submission: which tenant a job belongs to (the creation path of its wrapped
 //! secret-id) and whether that tenant may queue one more.
 
-use gostint_core::VaultErrorKind;
+use gostint_core::{StoreError, VaultErrorKind};
 use tracing::{info, warn};
 
 use crate::error::ApiError;
@@ -44,8 +44,10 @@ pub(crate) async fn check_secret_id(state: &AppState, wrap_token: &str) -> Resul
     }
 }
 
-/// `GOSTINT_TENANT_MAX_QUEUED`: 429 when the tenant already has that many queued jobs. A
-/// check, then the insert: simultaneous POSTs may pass it by a few (a soft limit).
+/// `GOSTINT_TENANT_MAX_QUEUED`, early: 429 when the tenant already has that many queued
+/// jobs, before a cubbyhole token is spent. The store enforces the limit strictly at the
+/// insert (count and insert atomic, over every node): simultaneous POSTs that pass this
+/// check get the same 429 from [`quota_or_store`].
 pub(crate) async fn check_quota(state: &AppState, tenant: &str) -> Result<(), ApiError> {
     let limit = state.cfg.tenant_max_queued;
     if limit == 0 {
@@ -53,11 +55,24 @@ pub(crate) async fn check_quota(state: &AppState, tenant: &str) -> Result<(), Ap
     }
     let queued = state.store.count_queued(tenant).await.map_err(ApiError::store)?;
     if queued >= limit {
-        state.metrics.tenant_quota_refusals.with_label_values(&[tenant]).inc();
-        info!(tenant, queued, limit, "tenant queue quota reached");
-        return Err(ApiError::TooMany(format!("tenant {tenant} has {queued} queued jobs (limit {limit})")));
+        return Err(refused(state, tenant, queued, limit));
     }
     Ok(())
+}
+
+/// An enqueue's failure: the store's [`StoreError::QueueQuota`] is the 429 of
+/// [`check_quota`], anything else a store failure.
+pub(crate) fn quota_or_store(state: &AppState, e: StoreError) -> ApiError {
+    match e {
+        StoreError::QueueQuota { tenant, queued, limit } => refused(state, &tenant, queued, limit),
+        e => ApiError::store(e),
+    }
+}
+
+fn refused(state: &AppState, tenant: &str, queued: u64, limit: u64) -> ApiError {
+    state.metrics.tenant_quota_refusals.with_label_values(&[tenant]).inc();
+    info!(tenant, queued, limit, "tenant queue quota reached");
+    ApiError::TooMany(format!("tenant {tenant} has {queued} queued jobs (limit {limit})"))
 }
 
 /// Refreshes `gostint_tenant_queued_jobs` for every configured tenant (before a scrape).
