@@ -347,6 +347,21 @@ async fn tenant_loads(state: &AppState, map: &mut BTreeMap<String, String>) -> R
     Ok(())
 }
 
+/// The answer of `GET /v1/api/tenants`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TenantList {
+    /// Tenant (AppRole) names the caller may submit as.
+    tenants: Vec<String>,
+}
+
+/// `GET /v1/api/tenants`: the tenants the caller's token may use (see [`crate::tenants::usable`]).
+pub(crate) async fn tenants(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authenticate(&state, &headers).await?;
+    let token = headers.get("X-Auth-Token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let tenants = crate::tenants::usable(&state, token).await?;
+    Ok(JsonLine(TenantList { tenants }).into_response())
+}
+
 #[derive(Serialize, utoipa::ToSchema)]
 pub(crate) struct VaultInfo {
     vault_addr: String,

@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::handlers::{Deleted, Killed, ListPage, Submitted, VaultInfo};
+use crate::handlers::{Deleted, Killed, ListPage, Submitted, TenantList, VaultInfo};
 use crate::view::JobView;
 
 /// A job submission (docs/design.md §2.5): job fields plus the transport fields.
@@ -141,6 +141,15 @@ fn kill() {}
     ))]
 fn health() {}
 
+#[utoipa::path(get, path = "/v1/api/tenants", tag = "jobs",
+    params(("X-Auth-Token" = String, Header, description = "a Vault token")),
+    responses(
+        (status = 200, description = "the tenants (AppRole names) whose secret-id this token may request, as Vault's sys/capabilities-self says", body = TenantList),
+        (status = 400, description = "no token", body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
+fn tenants() {}
+
 #[utoipa::path(get, path = "/v1/api/vault/info", tag = "status",
     responses((status = 200, body = VaultInfo)))]
 fn vault_info() {}
@@ -169,8 +178,10 @@ fn openapi_json() {}
         title = "gostint",
         description = "Automation jobs in containers, secured by Vault/OpenBao. See docs/design.md §2."
     ),
-    paths(submit, list, get_job, delete, kill, health, vault_info, metrics, livez, readyz, openapi_json),
-    components(schemas(SubmitBody, Submitted, ListPage, JobView, Deleted, Killed, VaultInfo, ErrorBody, Live, Ready))
+    paths(submit, list, get_job, delete, kill, health, tenants, vault_info, metrics, livez, readyz, openapi_json),
+    components(schemas(
+        SubmitBody, Submitted, ListPage, JobView, Deleted, Killed, TenantList, VaultInfo, ErrorBody, Live, Ready
+    ))
 )]
 struct ApiDoc;
 

@@ -75,6 +75,39 @@ fn refused(state: &AppState, tenant: &str, queued: u64, limit: u64) -> ApiError 
     ApiError::TooMany(format!("tenant {tenant} has {queued} queued jobs (limit {limit})"))
 }
 
+/// `GET /v1/api/tenants`: the configured tenants whose AppRole secret-id the caller's Vault
+/// token may request (`update` or `create` on `auth/approle/role/<name>/secret-id`, as
+/// Vault's `sys/capabilities-self` says; a root token may do anything). Names only, never
+/// role ids. The unnamed single tenant has no name to offer: an empty list.
+pub(crate) async fn usable(state: &AppState, token: &str) -> Result<Vec<String>, ApiError> {
+    let tenants = state.tenants.current();
+    let names: Vec<String> = tenants.all().iter().map(|t| t.name.clone()).filter(|n| !n.is_empty()).collect();
+    if names.is_empty() {
+        return Ok(names);
+    }
+    let path = |n: &str| format!("auth/approle/role/{n}/secret-id");
+    let paths: Vec<String> = names.iter().map(|n| path(n)).collect();
+    let caps = match state.vault.capabilities_self(token, &paths).await {
+        Ok(c) => c,
+        Err(e) if e.kind == VaultErrorKind::Denied => {
+            info!(error = %e, "capabilities-self refused");
+            return Err(ApiError::Denied);
+        }
+        Err(e) if e.kind == VaultErrorKind::Unavailable => {
+            warn!(error = %e, "vault unavailable for capabilities-self");
+            return Err(ApiError::Unavailable("vault unavailable"));
+        }
+        Err(e) => {
+            warn!(error = %e, "capabilities-self answer unusable");
+            return Err(ApiError::Internal("vault answered capabilities-self with something unusable".into()));
+        }
+    };
+    Ok(names
+        .into_iter()
+        .filter(|n| caps.get(&path(n)).is_some_and(|c| c.iter().any(|c| c == "update" || c == "create" || c == "root")))
+        .collect())
+}
+
 /// Refreshes `gostint_tenant_queued_jobs` for every configured tenant (before a scrape).
 pub(crate) async fn refresh_gauges(state: &AppState) {
     let tenants = state.tenants.current();

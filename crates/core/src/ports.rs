@@ -525,6 +525,17 @@ pub trait JobVault: Send + Sync + 'static {
     /// `POST sys/wrapping/lookup {"token": …}` (no Vault token, spends no use): where the
     /// wrapped response was created. `Denied` when the token is expired or unknown.
     async fn wrapping_lookup(&self, wrap_token: &str) -> Result<WrapInfo, VaultError>;
+    /// `POST sys/capabilities-self {"paths": …}` with `token`: what the token may do on each
+    /// path (Vault decides; `["deny"]` when nothing). The default (test doubles) answers
+    /// `Unavailable`.
+    async fn capabilities_self(
+        &self,
+        token: &str,
+        paths: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, VaultError> {
+        let _ = (token, paths);
+        Err(VaultError::new(VaultErrorKind::Unavailable, "sys/capabilities-self is not available"))
+    }
 }
 
 /// What `sys/wrapping/lookup` says of a wrapping token.
