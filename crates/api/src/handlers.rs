@@ -144,7 +144,7 @@ pub(crate) async fn submit(State(state): State<AppState>, caller: Caller, body: 
         payload: (!req.payload.is_empty()).then_some(req.payload),
         tenant: tenant.clone(),
     };
-    state.store.enqueue(job).await.map_err(ApiError::store)?;
+    state.store.enqueue(job).await.map_err(|e| crate::tenants::quota_or_store(&state, e))?;
     state.node.wake();
     info!(job_id = %id, qname = %qname, tenant = %tenant, "job queued");
     crate::audit::record("submit", &caller.actor_in(&tenant), &id, "queued");
@@ -282,9 +282,13 @@ pub(crate) async fn health(
     headers: HeaderMap,
     Query(q): Query<HealthQuery>,
 ) -> Result<Response, ApiError> {
-    if q.k.is_none() && state.cfg.protect_status {
-        authenticate(&state, &headers).await?;
-    }
+    // A sent token is checked (and is required for the whole map with
+    // GOSTINT_PROTECT_STATUS); an admin's answer adds each tenant's load.
+    let caller = if headers.contains_key("X-Auth-Token") || (q.k.is_none() && state.cfg.protect_status) {
+        Some(authenticate(&state, &headers).await?)
+    } else {
+        None
+    };
     let mut map: BTreeMap<String, String> = BTreeMap::new();
     map.insert("state".into(), state.node.state().into());
     map.insert("node_uuid".into(), state.node.node().to_string());
@@ -296,6 +300,9 @@ pub(crate) async fn health(
         map.insert(format!("{}_jobs", st.as_str()), n.to_string());
     }
     map.insert("all_jobs".into(), all.to_string());
+    if caller.is_some_and(|c| c.admin) {
+        tenant_loads(&state, &mut map).await?;
+    }
     let mine = state.store.count_active_on(state.node.node()).await.map_err(ApiError::store)?;
     map.insert("node_running_jobs".into(), mine.to_string());
     let docker_up = match state.runtime.info().await {
@@ -323,6 +330,36 @@ pub(crate) async fn health(
             None => Err(ApiError::BadRequest("Invalid health metric key".into())),
         },
     }
+}
+
+/// The admin form of `/health`: `tenant.<name>.queued_jobs` and `tenant.<name>.running_jobs`
+/// (`running` + `stopping`) for every configured tenant and every tenant with jobs (the
+/// unnamed single tenant has only the totals). Other callers never see tenant names.
+async fn tenant_loads(state: &AppState, map: &mut BTreeMap<String, String>) -> Result<(), ApiError> {
+    let mut load = state.store.count_by_tenant().await.map_err(ApiError::store)?;
+    for t in state.tenants.current().all() {
+        load.entry(t.name.clone()).or_default();
+    }
+    for (tenant, l) in load.into_iter().filter(|(t, _)| !t.is_empty()) {
+        map.insert(format!("tenant.{tenant}.queued_jobs"), l.queued.to_string());
+        map.insert(format!("tenant.{tenant}.running_jobs"), l.running.to_string());
+    }
+    Ok(())
+}
+
+/// The answer of `GET /v1/api/tenants`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TenantList {
+    /// Tenant (AppRole) names the caller may submit as.
+    tenants: Vec<String>,
+}
+
+/// `GET /v1/api/tenants`: the tenants the caller's token may use (see [`crate::tenants::usable`]).
+pub(crate) async fn tenants(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, ApiError> {
+    authenticate(&state, &headers).await?;
+    let token = headers.get("X-Auth-Token").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    let tenants = crate::tenants::usable(&state, token).await?;
+    Ok(JsonLine(TenantList { tenants }).into_response())
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

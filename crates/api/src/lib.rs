@@ -84,6 +84,7 @@ pub fn router_with_ui(state: AppState, ui: Option<Router>) -> Router {
         .route("/v1/api/job/kill/{jobID}", post(handlers::kill))
         .route("/v1/api/health", get(handlers::health))
         .route("/v1/api/vault/info", get(handlers::vault_info))
+        .route("/v1/api/tenants", get(handlers::tenants))
         .route("/v1/api/metrics", get(handlers::metrics))
         .route("/login", get(login_redirect));
     let api = match ui {

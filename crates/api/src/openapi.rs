@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use utoipa::{OpenApi, ToSchema};
 
-use crate::handlers::{Deleted, Killed, ListPage, Submitted, VaultInfo};
+use crate::handlers::{Deleted, Killed, ListPage, Submitted, TenantList, VaultInfo};
 use crate::view::JobView;
 
 /// A job submission (docs/design.md §2.5): job fields plus the transport fields.
@@ -130,14 +130,25 @@ fn delete() {}
 fn kill() {}
 
 #[utoipa::path(get, path = "/v1/api/health", tag = "status",
-    params(("k" = Option<String>, Query, description = "one key: the bare value as text/plain")),
+    params(("k" = Option<String>, Query, description = "one key: the bare value as text/plain"),
+           ("X-Auth-Token" = Option<String>, Header, description = "optional; an admin token adds `tenant.<name>.queued_jobs` and `tenant.<name>.running_jobs`")),
     responses(
         (status = 200, description = "every value a string (JSON), or with `k` the bare value as text/plain",
          body = std::collections::BTreeMap<String, String>),
         (status = 400, description = "unknown key, or the token missing with GOSTINT_PROTECT_STATUS=1", body = ErrorBody),
+        (status = 403, description = "a token was sent and Vault refused it", body = ErrorBody),
         (status = 503, description = "a Docker key while Docker is down", body = ErrorBody),
     ))]
 fn health() {}
+
+#[utoipa::path(get, path = "/v1/api/tenants", tag = "jobs",
+    params(("X-Auth-Token" = String, Header, description = "a Vault token")),
+    responses(
+        (status = 200, description = "the tenants (AppRole names) whose secret-id this token may request, as Vault's sys/capabilities-self says", body = TenantList),
+        (status = 400, description = "no token", body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 503, body = ErrorBody),
+    ))]
+fn tenants() {}
 
 #[utoipa::path(get, path = "/v1/api/vault/info", tag = "status",
     responses((status = 200, body = VaultInfo)))]
@@ -167,8 +178,10 @@ fn openapi_json() {}
         title = "gostint",
         description = "Automation jobs in containers, secured by Vault/OpenBao. See docs/design.md §2."
     ),
-    paths(submit, list, get_job, delete, kill, health, vault_info, metrics, livez, readyz, openapi_json),
-    components(schemas(SubmitBody, Submitted, ListPage, JobView, Deleted, Killed, VaultInfo, ErrorBody, Live, Ready))
+    paths(submit, list, get_job, delete, kill, health, tenants, vault_info, metrics, livez, readyz, openapi_json),
+    components(schemas(
+        SubmitBody, Submitted, ListPage, JobView, Deleted, Killed, TenantList, VaultInfo, ErrorBody, Live, Ready
+    ))
 )]
 struct ApiDoc;
 

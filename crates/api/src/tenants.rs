@@ -1,7 +1,7 @@
 //! docs/design.md §10 at submission: which tenant a job belongs to (the creation path of its wrapped
 //! secret-id) and whether that tenant may queue one more.
 
-use gostint_core::VaultErrorKind;
+use gostint_core::{StoreError, VaultErrorKind};
 use tracing::{info, warn};
 
 use crate::error::ApiError;
@@ -44,8 +44,10 @@ pub(crate) async fn check_secret_id(state: &AppState, wrap_token: &str) -> Resul
     }
 }
 
-/// `GOSTINT_TENANT_MAX_QUEUED`: 429 when the tenant already has that many queued jobs. A
-/// check, then the insert: simultaneous POSTs may pass it by a few (a soft limit).
+/// `GOSTINT_TENANT_MAX_QUEUED`, early: 429 when the tenant already has that many queued
+/// jobs, before a cubbyhole token is spent. The store enforces the limit strictly at the
+/// insert (count and insert atomic, over every node): simultaneous POSTs that pass this
+/// check get the same 429 from [`quota_or_store`].
 pub(crate) async fn check_quota(state: &AppState, tenant: &str) -> Result<(), ApiError> {
     let limit = state.cfg.tenant_max_queued;
     if limit == 0 {
@@ -53,11 +55,57 @@ pub(crate) async fn check_quota(state: &AppState, tenant: &str) -> Result<(), Ap
     }
     let queued = state.store.count_queued(tenant).await.map_err(ApiError::store)?;
     if queued >= limit {
-        state.metrics.tenant_quota_refusals.with_label_values(&[tenant]).inc();
-        info!(tenant, queued, limit, "tenant queue quota reached");
-        return Err(ApiError::TooMany(format!("tenant {tenant} has {queued} queued jobs (limit {limit})")));
+        return Err(refused(state, tenant, queued, limit));
     }
     Ok(())
+}
+
+/// An enqueue's failure: the store's [`StoreError::QueueQuota`] is the 429 of
+/// [`check_quota`], anything else a store failure.
+pub(crate) fn quota_or_store(state: &AppState, e: StoreError) -> ApiError {
+    match e {
+        StoreError::QueueQuota { tenant, queued, limit } => refused(state, &tenant, queued, limit),
+        e => ApiError::store(e),
+    }
+}
+
+fn refused(state: &AppState, tenant: &str, queued: u64, limit: u64) -> ApiError {
+    state.metrics.tenant_quota_refusals.with_label_values(&[tenant]).inc();
+    info!(tenant, queued, limit, "tenant queue quota reached");
+    ApiError::TooMany(format!("tenant {tenant} has {queued} queued jobs (limit {limit})"))
+}
+
+/// `GET /v1/api/tenants`: the configured tenants whose AppRole secret-id the caller's Vault
+/// token may request (`update` or `create` on `auth/approle/role/<name>/secret-id`, as
+/// Vault's `sys/capabilities-self` says; a root token may do anything). Names only, never
+/// role ids. The unnamed single tenant has no name to offer: an empty list.
+pub(crate) async fn usable(state: &AppState, token: &str) -> Result<Vec<String>, ApiError> {
+    let tenants = state.tenants.current();
+    let names: Vec<String> = tenants.all().iter().map(|t| t.name.clone()).filter(|n| !n.is_empty()).collect();
+    if names.is_empty() {
+        return Ok(names);
+    }
+    let path = |n: &str| format!("auth/approle/role/{n}/secret-id");
+    let paths: Vec<String> = names.iter().map(|n| path(n)).collect();
+    let caps = match state.vault.capabilities_self(token, &paths).await {
+        Ok(c) => c,
+        Err(e) if e.kind == VaultErrorKind::Denied => {
+            info!(error = %e, "capabilities-self refused");
+            return Err(ApiError::Denied);
+        }
+        Err(e) if e.kind == VaultErrorKind::Unavailable => {
+            warn!(error = %e, "vault unavailable for capabilities-self");
+            return Err(ApiError::Unavailable("vault unavailable"));
+        }
+        Err(e) => {
+            warn!(error = %e, "capabilities-self answer unusable");
+            return Err(ApiError::Internal("vault answered capabilities-self with something unusable".into()));
+        }
+    };
+    Ok(names
+        .into_iter()
+        .filter(|n| caps.get(&path(n)).is_some_and(|c| c.iter().any(|c| c == "update" || c == "create" || c == "root")))
+        .collect())
 }
 
 /// Refreshes `gostint_tenant_queued_jobs` for every configured tenant (before a scrape).

@@ -109,8 +109,8 @@ pub mod env {
     /// re-read on SIGHUP (a bad file then keeps the previous set and logs why). Takes
     /// precedence over `GOSTINT_APPROLES`.
     pub const APPROLES_FILE: &str = "GOSTINT_APPROLES_FILE";
-    /// Most `queued` jobs one tenant may have; a POST beyond it → 429. Default `10000`;
-    /// `0` = no limit.
+    /// Most `queued` jobs one tenant may have; a POST beyond it → 429. Strict: the store
+    /// counts and inserts atomically, over every node. Default `10000`; `0` = no limit.
     pub const TENANT_MAX_QUEUED: &str = "GOSTINT_TENANT_MAX_QUEUED";
     /// Most `running` + `stopping` jobs one tenant may have over all nodes sharing the
     /// store. Default `0` = no cap.

@@ -23,6 +23,17 @@ pub enum StoreError {
     /// `GOSTINT_STORE_TIMEOUT`, connection lost, disk full): the API answers 503.
     #[error("job store unavailable: {0}")]
     Unavailable(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// [`JobStore::enqueue`] refused the job: its tenant already has `queued` queued jobs,
+    /// the limit set by [`JobStore::set_tenant_max_queued`] (the API answers 429).
+    #[error("tenant {tenant} has {queued} queued jobs (limit {limit})")]
+    QueueQuota {
+        /// The tenant at its limit.
+        tenant: String,
+        /// Its queued jobs when the insert was refused.
+        queued: u64,
+        /// `GOSTINT_TENANT_MAX_QUEUED`.
+        limit: u64,
+    },
 }
 
 impl StoreError {
@@ -155,7 +166,18 @@ pub trait JobStore: Send + Sync + 'static {
     /// skips a tenant at its cap; PostgreSQL serialises capped claims across nodes.
     fn set_tenant_max_running(&self, max: usize);
 
-    /// `queued` jobs of `tenant` (the `GOSTINT_TENANT_MAX_QUEUED` check and gauge).
+    /// Caps the `queued` jobs of each tenant over every node sharing the store
+    /// (`GOSTINT_TENANT_MAX_QUEUED`; `0` = no cap). [`JobStore::enqueue`] counts and inserts
+    /// atomically (SQLite: in the insert transaction; PostgreSQL: under a per-tenant
+    /// advisory lock), so simultaneous enqueues cannot pass the cap: the ones past it get
+    /// [`StoreError::QueueQuota`].
+    fn set_tenant_max_queued(&self, max: u64);
+
+    /// Each tenant's `queued` and active (`running` + `stopping`) jobs over the whole store,
+    /// for the tenants that have any (the admin form of `/v1/api/health`).
+    async fn count_by_tenant(&self) -> Result<HashMap<String, TenantLoad>, StoreError>;
+
+    /// `queued` jobs of `tenant` (the `GOSTINT_TENANT_MAX_QUEUED` early check and gauge).
     async fn count_queued(&self, tenant: &str) -> Result<u64, StoreError>;
     /// Adds live output to a job `node` runs (`running`/`stopping`): appends `stdout` to
     /// `output` and `stderr` to `stderr`, or with `replace` sets them (the capped tail took
@@ -188,6 +210,15 @@ pub trait JobStore: Send + Sync + 'static {
     /// **[new]** Forgets a recorded image if it is still unused since `cutoff` (one
     /// conditional statement); true if it was forgotten, and may now be removed.
     async fn forget_image(&self, engine: &str, image: &str, cutoff: Timestamp) -> Result<bool, StoreError>;
+}
+
+/// One tenant's load, from [`JobStore::count_by_tenant`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TenantLoad {
+    /// `queued` jobs.
+    pub queued: u64,
+    /// `running` + `stopping` jobs.
+    pub running: u64,
 }
 
 /// Something that happened in the store which may let a node claim or kill.
@@ -494,6 +525,17 @@ pub trait JobVault: Send + Sync + 'static {
     /// `POST sys/wrapping/lookup {"token": …}` (no Vault token, spends no use): where the
     /// wrapped response was created. `Denied` when the token is expired or unknown.
     async fn wrapping_lookup(&self, wrap_token: &str) -> Result<WrapInfo, VaultError>;
+    /// `POST sys/capabilities-self {"paths": …}` with `token`: what the token may do on each
+    /// path (Vault decides; `["deny"]` when nothing). The default (test doubles) answers
+    /// `Unavailable`.
+    async fn capabilities_self(
+        &self,
+        token: &str,
+        paths: &[String],
+    ) -> Result<HashMap<String, Vec<String>>, VaultError> {
+        let _ = (token, paths);
+        Err(VaultError::new(VaultErrorKind::Unavailable, "sys/capabilities-self is not available"))
+    }
 }
 
 /// What `sys/wrapping/lookup` says of a wrapping token.

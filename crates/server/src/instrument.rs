@@ -71,6 +71,13 @@ impl JobVault for MeteredVault {
     async fn wrapping_lookup(&self, token: &str) -> Result<WrapInfo, VaultError> {
         timed(&self.metrics, "vault", true, vault_fault, self.inner.wrapping_lookup(token)).await
     }
+    async fn capabilities_self(
+        &self,
+        token: &str,
+        paths: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, VaultError> {
+        timed(&self.metrics, "vault", true, vault_fault, self.inner.capabilities_self(token, paths)).await
+    }
 }
 
 /// [`ContainerRuntime`] with metrics.

@@ -182,6 +182,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
 
     let store = open_store(settings).await?;
     store.set_tenant_max_running(settings.tenant_max_running);
+    store.set_tenant_max_queued(settings.tenant_max_queued);
     let tenants = gostint_core::TenantRegistry::new(settings.tenants.clone());
     if settings.tenants.is_unnamed() {
         warn!("GOSTINT_ROLENAME is not set: the one tenant has no name, so any AppRole's wrapped secret-id passes the creation-path check (the login with GOSTINT_ROLEID still refuses other roles) and encrypted payloads cannot be decrypted");

@@ -145,3 +145,14 @@ pub async fn events_reach_a_listener_on_another_handle(listener: Arc<dyn JobStor
 
     assert!(heard.is_running(), "listen keeps running");
 }
+
+/// `GOSTINT_TENANT_MAX_QUEUED` over two handles (two nodes) on one database: 20 simultaneous
+/// enqueues of one tenant, alternating over the handles, with a cap of 5 on both, queue
+/// exactly 5. Both handles must be fresh and share one empty database.
+pub async fn tenant_max_queued_holds_across_handles(one: Arc<dyn JobStore>, two: Arc<dyn JobStore>) {
+    one.set_tenant_max_queued(5);
+    two.set_tenant_max_queued(5);
+    let stores = [one.clone(), two];
+    assert_eq!(crate::enqueue_burst(&stores, "a", 20, 5).await, (5, 15));
+    assert_eq!(one.count_queued("a").await.expect("count"), 5);
+}

@@ -147,6 +147,7 @@ macro_rules! __with_every_check {
             claim_shares_slots_round_robin_between_tenants,
             tenant_max_running_caps_each_tenant,
             count_queued_counts_one_tenant,
+            tenant_max_queued_is_strict_under_concurrent_enqueues,
             active_ids_on_lists_this_nodes_running_and_stopping_jobs,
             image_gc_sees_only_recorded_images_per_engine_unused_since_the_cutoff,
             append_output_adds_to_a_running_job_of_its_node_only,

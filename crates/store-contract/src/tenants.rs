@@ -1,9 +1,11 @@
 //! Tenants in the store (docs/design.md §10): the queue key is (tenant, qname); slots go round-robin
-//! over tenants; `set_tenant_max_running` caps a tenant's active jobs; `count_queued`.
+//! over tenants; `set_tenant_max_running` caps a tenant's active jobs; `set_tenant_max_queued`
+//! caps its queued jobs strictly; `count_queued`.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 
-use gostint_core::{JobId, JobStatus, NewJob, Timestamp};
+use gostint_core::{JobId, JobStatus, JobStore, NewJob, StoreError, Timestamp};
 
 use crate::{alice, at, claim, finish, get, new_job, node_a, node_b, Subject};
 
@@ -92,4 +94,48 @@ pub async fn count_queued_counts_one_tenant(s: Subject) {
     assert_eq!(s.store.count_queued("c").await.expect("count"), 0);
     claim(&s, &node_a(), 100, at(3)).await;
     assert_eq!(s.store.count_queued("a").await.expect("count"), 1, "the running head no longer counts");
+}
+
+/// Enqueues `n` jobs of `tenant` at once, each on its own qname, alternating over `stores`;
+/// returns (accepted, refused with [`gostint_core::StoreError::QueueQuota`]). Any other
+/// failure fails the check.
+pub async fn enqueue_burst(stores: &[Arc<dyn JobStore>], tenant: &str, n: usize, limit: u64) -> (usize, usize) {
+    let mut tasks = Vec::new();
+    for i in 0..n {
+        let store = stores[i % stores.len()].clone();
+        let job = tenant_job(tenant, &format!("burst-{i}"), at(i as i64));
+        tasks.push(tokio::spawn(async move { store.enqueue(job).await }));
+    }
+    let (mut accepted, mut refused) = (0, 0);
+    for t in tasks {
+        match t.await.expect("enqueue task") {
+            Ok(()) => accepted += 1,
+            Err(StoreError::QueueQuota { tenant: t, queued, limit: l }) => {
+                assert_eq!((t.as_str(), queued, l), (tenant, limit, limit), "the refusal names the tenant at its cap");
+                refused += 1;
+            }
+            Err(e) => panic!("enqueue failed otherwise: {e}"),
+        }
+    }
+    (accepted, refused)
+}
+
+/// `set_tenant_max_queued` is strict: 20 simultaneous enqueues of one tenant with a cap of 5
+/// queue exactly 5, the rest get `QueueQuota`; other tenants are unaffected; a claimed job
+/// no longer counts; `0` lifts the cap.
+pub async fn tenant_max_queued_is_strict_under_concurrent_enqueues(s: Subject) {
+    s.store.set_tenant_max_queued(5);
+    let stores = [s.store.clone()];
+    assert_eq!(enqueue_burst(&stores, "a", 20, 5).await, (5, 15));
+    assert_eq!(s.store.count_queued("a").await.expect("count"), 5);
+    // One of A's jobs starts: one more may queue, and no more.
+    let got = claim(&s, &node_a(), 1, at(100)).await;
+    assert_eq!(got.len(), 1);
+    put(&s, "a", "after-claim", at(101)).await;
+    let refused = s.store.enqueue(tenant_job("a", "over", at(102))).await;
+    assert!(matches!(refused, Err(StoreError::QueueQuota { .. })), "{refused:?}");
+    assert_eq!(enqueue_burst(&stores, "b", 3, 5).await, (3, 0), "another tenant has its own cap");
+    s.store.set_tenant_max_queued(0);
+    put(&s, "a", "uncapped", at(103)).await;
+    assert_eq!(s.store.count_queued("a").await.expect("count"), 6);
 }

@@ -21,14 +21,14 @@ pub mod vault;
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use gostint_core::{
     DeleteOutcome, EventSink, JobDefinition, JobEvent, JobId, JobRecord, JobStatus, JobStore, KillOutcome, NewJob,
-    NodeId, Outcome, Owner, StoreError, StoreEvent, Timestamp, Visibility,
+    NodeId, Outcome, Owner, StoreError, StoreEvent, TenantLoad, Timestamp, Visibility,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
@@ -202,6 +202,8 @@ pub struct PgJobStore {
     shared: Arc<Shared>,
     /// `GOSTINT_TENANT_MAX_RUNNING` (`0` = no cap), read by each claim.
     tenant_max_running: AtomicUsize,
+    /// `GOSTINT_TENANT_MAX_QUEUED` (`0` = no cap), read by each insert group.
+    tenant_max_queued: Arc<AtomicU64>,
     /// Enqueues, committed in groups by [`group_commit`].
     inserts: tokio::sync::mpsc::Sender<PendingInsert>,
 }
@@ -237,8 +239,9 @@ impl PgJobStore {
         let (generation, _) = tokio::sync::watch::channel(0);
         let shared = Arc::new(Shared { backend: RwLock::new(backend), generation, closed: CancellationToken::new() });
         let (inserts, queue) = tokio::sync::mpsc::channel(INSERT_QUEUE);
-        tokio::spawn(group_commit(shared.clone(), queue));
-        Self { shared, inserts, tenant_max_running: AtomicUsize::new(0) }
+        let tenant_max_queued = Arc::new(AtomicU64::new(0));
+        tokio::spawn(group_commit(shared.clone(), queue, tenant_max_queued.clone()));
+        Self { shared, inserts, tenant_max_running: AtomicUsize::new(0), tenant_max_queued }
     }
 
     pub(crate) fn shared(&self) -> &Arc<Shared> {
@@ -490,11 +493,90 @@ struct InsertRow {
     tenant: String,
 }
 
-type PendingInsert = gostint_core::group_commit::Pending<InsertRow, sqlx::Error>;
+/// Why an insert group was not committed.
+#[derive(Debug)]
+enum InsertError {
+    Sql(sqlx::Error),
+    /// A row's tenant is at `GOSTINT_TENANT_MAX_QUEUED` (nothing of the group was written).
+    Quota {
+        tenant: String,
+        queued: u64,
+        limit: u64,
+    },
+}
+
+impl From<sqlx::Error> for InsertError {
+    fn from(e: sqlx::Error) -> Self {
+        InsertError::Sql(e)
+    }
+}
+
+impl From<InsertError> for StoreError {
+    fn from(e: InsertError) -> Self {
+        match e {
+            InsertError::Sql(e) => backend(e),
+            InsertError::Quota { tenant, queued, limit } => StoreError::QueueQuota { tenant, queued, limit },
+        }
+    }
+}
+
+type PendingInsert = gostint_core::group_commit::Pending<InsertRow, InsertError>;
+
+/// The first key of the per-tenant advisory locks of capped inserts ("gost" in ASCII; the
+/// second key is the tenant's `hashtext`). Two-key locks never meet the one-key
+/// [`TENANT_CAP_LOCK`] of capped claims.
+const TENANT_QUEUED_LOCK: i32 = 0x676f_7374;
 
 /// Every row of a group in one `INSERT … SELECT FROM UNNEST` (in the group's order), and one
 /// NOTIFY for them all.
-async fn insert_group(pool: &PgPool, rows: &[&InsertRow]) -> Result<(), sqlx::Error> {
+///
+/// With a queue cap (`max_queued` > 0) the group is one transaction that first takes a
+/// transaction-scoped advisory lock per tenant of the group (in name order, so two nodes
+/// cannot deadlock), then counts each tenant's queued jobs (up to the cap; READ COMMITTED,
+/// so the count sees what earlier holders committed), then inserts: no insert on any node
+/// can come between a tenant's count and its insert. A row past the cap fails the group,
+/// which [`gostint_core::group_commit`] then retries row by row.
+async fn insert_group(pool: &PgPool, rows: &[&InsertRow], max_queued: u64) -> Result<(), InsertError> {
+    if max_queued == 0 {
+        insert_rows(rows).fetch_all(pool).await?;
+        return Ok(());
+    }
+    let mut tenants: Vec<&str> = rows.iter().map(|r| r.tenant.as_str()).collect();
+    tenants.sort_unstable();
+    tenants.dedup();
+    let limit = i64::try_from(max_queued).unwrap_or(i64::MAX);
+    let mut tx = pool.begin().await?;
+    let mut queued: HashMap<&str, u64> = HashMap::new();
+    for tenant in tenants {
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(TENANT_QUEUED_LOCK)
+            .bind(text(tenant))
+            .execute(&mut *tx)
+            .await?;
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' AND tenant = $1 LIMIT $2) q",
+        )
+        .bind(text(tenant))
+        .bind(limit)
+        .fetch_one(&mut *tx)
+        .await?;
+        queued.insert(tenant, u64::try_from(n).unwrap_or(0));
+    }
+    for row in rows {
+        let n = queued.get_mut(row.tenant.as_str()).expect("counted above");
+        if *n >= max_queued {
+            // Dropping the transaction rolls it back and frees the locks.
+            return Err(InsertError::Quota { tenant: row.tenant.clone(), queued: *n, limit: max_queued });
+        }
+        *n += 1;
+    }
+    insert_rows(rows).fetch_all(&mut *tx).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The group's `INSERT … SELECT FROM UNNEST` (and its NOTIFY).
+fn insert_rows<'q>(rows: &[&InsertRow]) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     fn col<T: Clone>(rows: &[&InsertRow], f: impl Fn(&InsertRow) -> T) -> Vec<T> {
         rows.iter().map(|r| f(r)).collect()
     }
@@ -524,19 +606,20 @@ async fn insert_group(pool: &PgPool, rows: &[&InsertRow]) -> Result<(), sqlx::Er
     .bind(col(rows, |r| r.wrap_secret_id.clone()))
     .bind(col(rows, |r| r.payload.clone()))
     .bind(col(rows, |r| r.tenant.clone()))
-    .fetch_all(pool)
-    .await
-    .map(|_| ())
 }
 
 /// Group commit ([`gostint_core::group_commit`]): whatever enqueues are waiting when the
 /// previous group is done go in one statement (one transaction, one WAL flush, one NOTIFY).
 /// Uses the pool in place at each group (credential rotation swaps it); ends when the store
 /// is dropped.
-async fn group_commit(shared: Arc<Shared>, queue: tokio::sync::mpsc::Receiver<PendingInsert>) {
+async fn group_commit(
+    shared: Arc<Shared>,
+    queue: tokio::sync::mpsc::Receiver<PendingInsert>,
+    max_queued: Arc<AtomicU64>,
+) {
     gostint_core::group_commit::run(queue, MAX_GROUP, async move |rows: &[&InsertRow]| {
         let pool = shared.backend().pool;
-        insert_group(&pool, rows).await
+        insert_group(&pool, rows, max_queued.load(Ordering::Relaxed)).await
     })
     .await;
     tracing::debug!("PostgreSQL enqueue task ended");
@@ -663,7 +746,7 @@ impl JobStore for PgJobStore {
             StoreError::Backend("the PostgreSQL enqueue task has stopped".into())
         };
         self.inserts.send((row, reply)).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?.map_err(backend)
+        answer.await.map_err(|_| stopped())?.map_err(StoreError::from)
     }
 
     /// One `UPDATE … RETURNING` (see `CLAIM`), tried twice if it meets another claimer.
@@ -1056,6 +1139,31 @@ impl JobStore for PgJobStore {
 
     fn set_tenant_max_running(&self, max: usize) {
         self.tenant_max_running.store(max, Ordering::Relaxed);
+    }
+
+    fn set_tenant_max_queued(&self, max: u64) {
+        self.tenant_max_queued.store(max, Ordering::Relaxed);
+    }
+
+    async fn count_by_tenant(&self) -> Result<HashMap<String, TenantLoad>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT tenant, status, COUNT(*) FROM jobs WHERE status IN ('queued', 'running', 'stopping')
+             GROUP BY tenant, status",
+        )
+        .fetch_all(&self.pool())
+        .await
+        .map_err(backend)?;
+        let mut load: HashMap<String, TenantLoad> = HashMap::new();
+        for (tenant, status, n) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            let t = load.entry(tenant).or_default();
+            if status == "queued" {
+                t.queued += n;
+            } else {
+                t.running += n;
+            }
+        }
+        Ok(load)
     }
 
     async fn count_queued(&self, tenant: &str) -> Result<u64, StoreError> {

@@ -16,13 +16,14 @@ mod lock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use gostint_core::{
     DeleteOutcome, JobDefinition, JobEvent, JobId, JobRecord, JobStatus, JobStore, KillOutcome, NewJob, NodeId,
-    Outcome, Owner, StoreError, Timestamp, Visibility,
+    Outcome, Owner, StoreError, TenantLoad, Timestamp, Visibility,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Row;
@@ -149,6 +150,8 @@ pub struct SqliteJobStore {
     _lock: ProcessLock,
     /// `GOSTINT_TENANT_MAX_RUNNING` (`0` = no cap), read by each claim.
     tenant_max_running: AtomicUsize,
+    /// `GOSTINT_TENANT_MAX_QUEUED` (`0` = no cap), read by each insert group.
+    tenant_max_queued: Arc<AtomicU64>,
 }
 
 impl SqliteJobStore {
@@ -206,7 +209,8 @@ impl SqliteJobStore {
             .await
             .map_err(|e| db_err(Box::new(e)))?;
         let (inserts, queue) = tokio::sync::mpsc::channel(INSERT_QUEUE);
-        tokio::spawn(group_commit(writer.clone(), queue));
+        let tenant_max_queued = Arc::new(AtomicU64::new(0));
+        tokio::spawn(group_commit(writer.clone(), queue, tenant_max_queued.clone()));
         tracing::debug!(path = %path.display(), "SQLite job store open");
         Ok(Self {
             writer,
@@ -215,6 +219,7 @@ impl SqliteJobStore {
             path: path.to_path_buf(),
             _lock: lock,
             tenant_max_running: AtomicUsize::new(0),
+            tenant_max_queued,
         })
     }
 
@@ -471,7 +476,34 @@ struct InsertRow {
     tenant: String,
 }
 
-type PendingInsert = gostint_core::group_commit::Pending<InsertRow, sqlx::Error>;
+/// Why an insert group was not committed.
+#[derive(Debug)]
+enum InsertError {
+    Sql(sqlx::Error),
+    /// A row's tenant is at `GOSTINT_TENANT_MAX_QUEUED` (nothing of the group was written).
+    Quota {
+        tenant: String,
+        queued: u64,
+        limit: u64,
+    },
+}
+
+impl From<sqlx::Error> for InsertError {
+    fn from(e: sqlx::Error) -> Self {
+        InsertError::Sql(e)
+    }
+}
+
+impl From<InsertError> for StoreError {
+    fn from(e: InsertError) -> Self {
+        match e {
+            InsertError::Sql(e) => backend(e),
+            InsertError::Quota { tenant, queued, limit } => StoreError::QueueQuota { tenant, queued, limit },
+        }
+    }
+}
+
+type PendingInsert = gostint_core::group_commit::Pending<InsertRow, InsertError>;
 
 fn insert(r: &InsertRow) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
     sqlx::query(
@@ -491,21 +523,52 @@ fn insert(r: &InsertRow) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::S
     .bind(&r.tenant)
 }
 
-async fn insert_group(writer: &SqlitePool, rows: &[&InsertRow]) -> Result<(), sqlx::Error> {
+/// The group's rows in one transaction. With a queue cap (`max_queued` > 0) each tenant's
+/// queued jobs are counted (up to the cap) inside that transaction, on the one writer, so
+/// no other insert can come between the count and the insert: a row past the cap fails the
+/// group, which [`gostint_core::group_commit`] then retries row by row (each caller gets its
+/// own answer).
+async fn insert_group(writer: &SqlitePool, rows: &[&InsertRow], max_queued: u64) -> Result<(), InsertError> {
     let mut tx = writer.begin().await?;
+    if max_queued > 0 {
+        let mut queued: HashMap<&str, u64> = HashMap::new();
+        for row in rows {
+            let n = match queued.get(row.tenant.as_str()) {
+                Some(n) => *n,
+                None => {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM jobs WHERE status = 'queued' AND tenant = ?1 LIMIT ?2)",
+                    )
+                    .bind(&row.tenant)
+                    .bind(i64::try_from(max_queued).unwrap_or(i64::MAX))
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    u64::try_from(n).unwrap_or(0)
+                }
+            };
+            if n >= max_queued {
+                return Err(InsertError::Quota { tenant: row.tenant.clone(), queued: n, limit: max_queued });
+            }
+            queued.insert(row.tenant.as_str(), n + 1);
+        }
+    }
     for row in rows {
         insert(row).execute(&mut *tx).await?;
     }
-    tx.commit().await
+    Ok(tx.commit().await?)
 }
 
 /// Group commit ([`gostint_core::group_commit`]): whatever enqueues are waiting when the
 /// writer comes free go in one transaction, so a burst of POSTs costs one commit (and one
 /// trip to SQLite's thread per row) instead of a transaction each. Ends when the store is
 /// dropped.
-async fn group_commit(writer: SqlitePool, queue: tokio::sync::mpsc::Receiver<PendingInsert>) {
+async fn group_commit(
+    writer: SqlitePool,
+    queue: tokio::sync::mpsc::Receiver<PendingInsert>,
+    max_queued: Arc<AtomicU64>,
+) {
     gostint_core::group_commit::run(queue, MAX_GROUP, async move |rows: &[&InsertRow]| {
-        insert_group(&writer, rows).await
+        insert_group(&writer, rows, max_queued.load(Ordering::Relaxed)).await
     })
     .await;
     tracing::debug!("SQLite enqueue task ended");
@@ -533,7 +596,7 @@ impl JobStore for SqliteJobStore {
             StoreError::Backend("the SQLite enqueue task has stopped".into())
         };
         self.inserts.send((row, reply)).await.map_err(|_| stopped())?;
-        answer.await.map_err(|_| stopped())?.map_err(backend)
+        answer.await.map_err(|_| stopped())?.map_err(StoreError::from)
     }
 
     /// One `UPDATE … RETURNING` on the writer (see `CLAIM`).
@@ -867,6 +930,31 @@ impl JobStore for SqliteJobStore {
 
     fn set_tenant_max_running(&self, max: usize) {
         self.tenant_max_running.store(max, Ordering::Relaxed);
+    }
+
+    fn set_tenant_max_queued(&self, max: u64) {
+        self.tenant_max_queued.store(max, Ordering::Relaxed);
+    }
+
+    async fn count_by_tenant(&self) -> Result<HashMap<String, TenantLoad>, StoreError> {
+        let rows: Vec<(String, String, i64)> = sqlx::query_as(
+            "SELECT tenant, status, COUNT(*) FROM jobs WHERE status IN ('queued', 'running', 'stopping')
+             GROUP BY tenant, status",
+        )
+        .fetch_all(&self.readers)
+        .await
+        .map_err(backend)?;
+        let mut load: HashMap<String, TenantLoad> = HashMap::new();
+        for (tenant, status, n) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            let t = load.entry(tenant).or_default();
+            if status == "queued" {
+                t.queued += n;
+            } else {
+                t.running += n;
+            }
+        }
+        Ok(load)
     }
 
     async fn count_queued(&self, tenant: &str) -> Result<u64, StoreError> {

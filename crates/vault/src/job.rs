@@ -95,6 +95,28 @@ impl JobVault for VaultClient {
         Ok(())
     }
 
+    async fn capabilities_self(
+        &self,
+        token: &str,
+        paths: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, VaultError> {
+        let call = Call::new(Method::POST, "sys/capabilities-self").token(token).body(json!({ "paths": paths }));
+        let label = call.label();
+        let body = expect_body(self.send(call).await?, &label)?;
+        // Each path is a top-level key (and under `data` on newer servers).
+        let data = body.get("data").filter(|d| d.is_object()).unwrap_or(&body);
+        let mut caps = std::collections::HashMap::new();
+        for p in paths {
+            let list = match data.get(p).or_else(|| body.get(p)) {
+                Some(Value::Array(a)) => a.iter().filter_map(|c| c.as_str().map(String::from)).collect(),
+                None => Vec::new(),
+                Some(_) => return Err(invalid(&label, "a path's capabilities are not a list")),
+            };
+            caps.insert(p.clone(), list);
+        }
+        Ok(caps)
+    }
+
     async fn wrapping_lookup(&self, wrap_token: &str) -> Result<WrapInfo, VaultError> {
         // No Vault token: lookup is unauthenticated and spends nothing of the wrapping token.
         let secrets = [wrap_token];

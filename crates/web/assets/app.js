@@ -170,6 +170,7 @@ async function login(ev) {
     $("login-token").value = "";
     $("login-pass").value = "";
     flash("");
+    await loadTenants();
     const target = afterLogin && afterLogin !== "#login" ? afterLogin : "#run";
     if (location.hash === target) route(); else location.hash = target;
   } catch (e) {
@@ -179,6 +180,27 @@ async function login(ev) {
   } finally {
     btn.disabled = false;
   }
+}
+
+/**
+ * The job form's tenant: the tenants the user's own Vault token may request a secret-id for,
+ * as gostint asks Vault (GET v1/api/tenants with that token). A select when there are
+ * several; hidden (the one tenant fixed) when there is one. Without an answer (an older
+ * server, the unnamed single tenant) the form keeps the default AppRole, gostint-role.
+ */
+async function loadTenants() {
+  let names = [];
+  try {
+    const resp = await fetch("v1/api/tenants", { headers: { "X-Auth-Token": session.userToken }, cache: "no-store" });
+    if (resp.ok) names = ((await resp.json()) || {}).tenants || [];
+  } catch {
+    names = [];
+  }
+  if (!names.length) names = ["gostint-role"];
+  const sel = $("f-approle");
+  clear(sel);
+  names.forEach((n, i) => sel.append(el("option", { value: n, selected: i === 0 }, n)));
+  $("tenant-row").hidden = names.length < 2;
 }
 
 async function logout() {
@@ -279,7 +301,7 @@ async function runJob(ev) {
   btn.disabled = true;
   try {
     const job = await buildJob();
-    const approle = $("f-approle").value.trim() || "gostint-role";
+    const approle = $("f-approle").value || "gostint-role";
     const v = session.vault;
     const role = encodeURIComponent(approle);
     progress.textContent = "Requesting a wrapped secret-id…";
@@ -302,8 +324,6 @@ async function runJob(ev) {
       qname: job.qname || "", cubby_token: cubby, cubby_path: "cubbyhole/job", wrap_secret_id: wrap, tty: job.tty,
     });
     progress.textContent = "";
-    const dl = $("approles");
-    if (![...dl.options].some((o) => o.value === approle)) dl.append(el("option", { value: approle }));
     location.hash = `#job/${res._id}`;
   } catch (e) {
     progress.textContent = "";
@@ -315,7 +335,6 @@ async function runJob(ev) {
 
 function clearForm() {
   $("run-form").reset();
-  $("f-approle").value = "gostint-role";
   for (const fs of [$("kv-secrets"), $("kv-env")]) clear(fs.querySelector(".kv-rows"));
   showError("run-error", null);
   $("f-image").focus();
@@ -339,6 +358,7 @@ function renderJob(job) {
   $("job-id").textContent = job._id;
   statusBadge($("job-status"), job.status);
   $("job-qname").textContent = job.qname || "(default)";
+  $("job-tenant").textContent = job.tenant || "";
   $("job-image").textContent = job.container_image || "";
   $("job-tty").textContent = job.tty ? "on" : "off";
   $("job-submitted").textContent = fmtTime(job.submitted);
@@ -361,7 +381,7 @@ function jobView(id) {
   let timer = null;
   const ctl = new AbortController();
   stopView = () => { stopped = true; clearTimeout(timer); ctl.abort(); };
-  for (const k of ["job-status", "job-qname", "job-image", "job-tty", "job-submitted", "job-started", "job-ended", "job-rc", "job-mode"]) $(k).textContent = "";
+  for (const k of ["job-status", "job-qname", "job-tenant", "job-image", "job-tty", "job-submitted", "job-started", "job-ended", "job-rc", "job-mode"]) $(k).textContent = "";
   $("job-id").textContent = id;
   renderOutput("", "");
   showError("job-error", null);

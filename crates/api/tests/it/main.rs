@@ -56,6 +56,13 @@ impl JobVault for FakeVault {
         }
         Ok(gostint_core::WrapInfo { creation_path: "auth/approle/role/gostint-role/secret-id".into() })
     }
+    async fn capabilities_self(
+        &self,
+        _: &str,
+        paths: &[String],
+    ) -> Result<std::collections::HashMap<String, Vec<String>>, VaultError> {
+        Ok(paths.iter().map(|p| (p.clone(), vec!["update".to_string()])).collect())
+    }
 }
 
 /// A Docker engine that is down.

@@ -140,13 +140,19 @@ async fn real_answers_match_the_openapi_document() {
     expect("/v1/api/health", "get", code, &v);
     let (code, v) = answer(&app, req("GET", "/v1/api/health?k=nope", None, None)).await;
     expect("/v1/api/health", "get", code, &v);
+    let (code, v) = answer(&app, req("GET", "/v1/api/tenants", Some("good"), None)).await;
+    assert_eq!(code, 200, "{v}");
+    expect("/v1/api/tenants", "get", code, &v);
+    let (code, v) = answer(&app, req("GET", "/v1/api/tenants", None, None)).await;
+    assert_eq!(code, 400, "{v}");
+    expect("/v1/api/tenants", "get", code, &v);
     let (code, v) = answer(&app, req("GET", "/v1/api/vault/info", None, None)).await;
     expect("/v1/api/vault/info", "get", code, &v);
     let (code, v) = answer(&app, req("GET", "/v1/api/livez", None, None)).await;
     expect("/v1/api/livez", "get", code, &v);
     let (code, v) = answer(&app, req("GET", "/v1/api/readyz", None, None)).await;
     expect("/v1/api/readyz", "get", code, &v);
-    assert_eq!(seen, 15, "every answer above was checked");
+    assert_eq!(seen, 17, "every answer above was checked");
 
     // The checker can fail: a key the schema does not know is caught.
     let view = answer_schema(&doc, "/v1/api/job/{jobID}", "get", 200);

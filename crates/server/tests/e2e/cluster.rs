@@ -186,3 +186,128 @@ async fn a_kill_posted_to_one_node_stops_a_job_running_on_another() {
     }
     helper.stop().await;
 }
+
+// ---------------------------------------------------------------- tenants across nodes
+
+/// Two nodes on one fresh PostgreSQL with the two test tenants (`GOSTINT_APPROLES`).
+async fn tenant_cluster(extra: &[(&str, &str)]) -> Option<(TestApp, Vec<Node>, String)> {
+    let svc = gostint_test_support::services()?;
+    let Some(approles) = svc.approles.clone() else {
+        return gostint_test_support::missing("vault", "GOSTINT_TEST_APPROLES unset: run scripts/services up");
+    };
+    let mut all: Vec<(&str, &str)> = vec![("GOSTINT_APPROLES", approles.as_str())];
+    all.extend_from_slice(extra);
+    cluster(2, &all).await
+}
+
+/// POSTs `job` to `node` with a fresh wrapped secret-id of `tenant`'s AppRole (the secure
+/// flow of tenants.rs); returns the job id.
+async fn submit_as(node: &Node, app: &TestApp, token: &str, tenant: &str, mut job: Value) -> String {
+    job["wrap_secret_id"] = json!(app.req.wrapped_secret_id_for(tenant).await);
+    let r = reqwest::Client::new()
+        .post(format!("{}/v1/api/job", node.url))
+        .header("X-Auth-Token", token)
+        .body(job.to_string())
+        .send()
+        .await
+        .unwrap();
+    let code = r.status();
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(code, 200, "submit as {tenant} answered {body}");
+    body["_id"].as_str().unwrap().to_string()
+}
+
+/// Whether two finished jobs ran at the same time (their [started, ended) intervals meet).
+fn overlap(a: &Value, b: &Value) -> bool {
+    ms(&a["started"]) < ms(&b["ended"]) && ms(&b["started"]) < ms(&a["ended"])
+}
+
+/// No two of `jobs` ran at the same time.
+fn assert_serial(what: &str, jobs: &[Value]) {
+    for (i, a) in jobs.iter().enumerate() {
+        for b in &jobs[i + 1..] {
+            assert!(!overlap(a, b), "{what}: two ran at once: {a} and {b}");
+        }
+    }
+}
+
+/// The final views of `ids`, in order.
+async fn wait_all(node: &Node, token: &str, ids: &[String]) -> Vec<Value> {
+    let mut out = Vec::new();
+    for id in ids {
+        out.push(wait_final(node, token, id, Duration::from_secs(120)).await);
+    }
+    out
+}
+
+fn tenant_sleeper(app: &TestApp, qname: &str) -> Value {
+    json!({ "qname": qname, "container_image": app.svc.image, "run": ["sleep", "1.5"] })
+}
+
+#[tokio::test]
+async fn two_nodes_run_one_qname_of_two_tenants_in_parallel_but_each_tenant_queue_serially() {
+    let Some((helper, nodes, _db)) = tenant_cluster(&[]).await else { return };
+    let token = helper.req.token(None, &["default"]).await;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for i in 0..4 {
+        // Each tenant's submissions alternate between the nodes.
+        a.push(submit_as(&nodes[i % 2], &helper, &token, "tenant-a", tenant_sleeper(&helper, "q")).await);
+        b.push(submit_as(&nodes[(i + 1) % 2], &helper, &token, "tenant-b", tenant_sleeper(&helper, "q")).await);
+    }
+    let a = wait_all(&nodes[0], &token, &a).await;
+    let b = wait_all(&nodes[0], &token, &b).await;
+    let mut owners = std::collections::HashSet::new();
+    for (tenant, jobs) in [("tenant-a", &a), ("tenant-b", &b)] {
+        for j in jobs {
+            assert_eq!((j["status"].as_str(), j["tenant"].as_str()), (Some("success"), Some(tenant)), "{j}");
+            owners.insert(j["node_uuid"].as_str().unwrap().to_string());
+        }
+        // FIFO and one at a time per tenant's queue, whichever node ran each job.
+        for pair in jobs.windows(2) {
+            assert!(ms(&pair[0]["ended"]) <= ms(&pair[1]["started"]), "{tenant}'s queue q overlapped or reordered");
+        }
+        assert_serial(tenant, jobs);
+    }
+    let parallel = a.iter().any(|x| b.iter().any(|y| overlap(x, y)));
+    assert!(parallel, "tenant-a's q and tenant-b's q never ran at the same time: {a:?} {b:?}");
+    assert!(owners.len() == 2, "both nodes ran jobs: {owners:?}");
+    for n in nodes {
+        n.signal("-TERM");
+        n.wait_exit(Duration::from_secs(30));
+    }
+    helper.stop().await;
+}
+
+#[tokio::test]
+async fn tenant_max_running_holds_across_two_nodes_and_spares_the_other_tenant() {
+    let Some((helper, nodes, _db)) = tenant_cluster(&[("GOSTINT_TENANT_MAX_RUNNING", "1")]).await else { return };
+    let token = helper.req.token(None, &["default"]).await;
+    let mut a = Vec::new();
+    for i in 0..6 {
+        a.push(submit_as(&nodes[i % 2], &helper, &token, "tenant-a", tenant_sleeper(&helper, &format!("a{i}"))).await);
+    }
+    let mut b = Vec::new();
+    for i in 0..2 {
+        b.push(submit_as(&nodes[i % 2], &helper, &token, "tenant-b", tenant_sleeper(&helper, &format!("b{i}"))).await);
+    }
+    let a_jobs = wait_all(&nodes[1], &token, &a).await;
+    let b_jobs = wait_all(&nodes[1], &token, &b).await;
+    let mut owners = std::collections::HashSet::new();
+    for j in a_jobs.iter().chain(&b_jobs) {
+        assert_eq!(j["status"], "success", "{j}");
+        owners.insert(j["node_uuid"].as_str().unwrap().to_string());
+    }
+    // Six queues of tenant A, two nodes with free slots: still one A job at a time.
+    assert_serial("tenant-a under GOSTINT_TENANT_MAX_RUNNING=1", &a_jobs);
+    assert_serial("tenant-b under GOSTINT_TENANT_MAX_RUNNING=1", &b_jobs);
+    // Tenant B does not wait behind A's backlog: its jobs ran while A's were running.
+    let last_a_start = a_jobs.iter().map(|j| ms(&j["started"])).max().unwrap();
+    assert!(ms(&b_jobs[0]["started"]) < last_a_start, "tenant-b waited for tenant-a's backlog");
+    assert!(b_jobs.iter().any(|y| a_jobs.iter().any(|x| overlap(x, y))), "tenant-b never ran beside tenant-a");
+    assert!(owners.len() == 2, "both nodes ran jobs: {owners:?}");
+    for n in nodes {
+        n.signal("-TERM");
+        n.wait_exit(Duration::from_secs(30));
+    }
+    helper.stop().await;
+}

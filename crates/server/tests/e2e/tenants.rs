@@ -236,3 +236,45 @@ async fn on_a_one_slot_node_tenant_b_waits_for_at_most_one_of_tenant_a_heads() {
     }
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_admin_health_answer_has_each_tenant_queued_and_running_counts_and_no_one_else_sees_them() {
+    let Some(app) = tenant_app(&[]).await else { return };
+    let token = app.req.token(None, &["default"]).await;
+    let head = app.submit_as(&token, "tenant-a", sleeper(&app, "q", 30)).await;
+    app.wait_status(&token, &head, "running").await;
+    let behind = app.submit_as(&token, "tenant-a", sleeper(&app, "q", 0)).await;
+    let behind2 = app.submit_as(&token, "tenant-a", sleeper(&app, "q", 0)).await;
+
+    let (code, admin) = app.get(Some(&app.svc.root_token), "/v1/api/health").await;
+    assert_eq!(code, 200, "{admin}");
+    assert_eq!(admin["tenant.tenant-a.running_jobs"], "1", "{admin}");
+    assert_eq!(admin["tenant.tenant-a.queued_jobs"], "2", "{admin}");
+    assert_eq!(admin["tenant.tenant-b.running_jobs"], "0", "a configured tenant without jobs: {admin}");
+    assert_eq!(admin["tenant.tenant-b.queued_jobs"], "0", "{admin}");
+    let (code, one) = app.get(Some(&app.svc.root_token), "/v1/api/health?k=tenant.tenant-a.queued_jobs").await;
+    assert_eq!((code, one), (200, json!(2)));
+
+    // A requestor's token, or none: the totals only, never another tenant's name.
+    for who in [Some(token.as_str()), None] {
+        let (code, plain) = app.get(who, "/v1/api/health").await;
+        assert_eq!(code, 200, "{plain}");
+        assert_eq!(plain["queued_jobs"], "2", "{plain}");
+        let text = plain.to_string();
+        assert!(!text.contains("tenant"), "no tenant in the non-admin answer: {text}");
+        let (code, _) = app.get(who, "/v1/api/health?k=tenant.tenant-a.queued_jobs").await;
+        assert_eq!(code, 400);
+    }
+    // A refused token is refused, not treated as none.
+    let (code, _) = app.get(Some("s.not-a-token"), "/v1/api/health").await;
+    assert_eq!(code, 403);
+
+    for id in [&behind, &behind2] {
+        let r = app.http.delete(format!("{}/v1/api/job/{id}", app.url)).header("X-Auth-Token", &token).send().await;
+        assert_eq!(r.unwrap().status(), 200);
+    }
+    let r = app.http.post(format!("{}/v1/api/job/kill/{head}", app.url)).header("X-Auth-Token", &token).send().await;
+    assert_eq!(r.unwrap().status(), 200);
+    app.wait(&token, &head).await;
+    app.stop().await;
+}

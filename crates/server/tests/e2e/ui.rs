@@ -761,3 +761,64 @@ async fn ui_sends_a_content_file_and_refuses_one_that_is_not_gzip() {
     assert!(b.text("job-output").await.contains("hello from the content file"), "{}", b.text("job-output").await);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn ui_a_token_of_two_tenants_picks_tenant_b_in_a_select_and_the_job_runs_as_tenant_b() {
+    let Some(svc) = gostint_test_support::services() else { return };
+    let Some(approles) = svc.approles.clone() else {
+        let _: Option<()> = missing("vault", "GOSTINT_TEST_APPROLES unset: run scripts/services up");
+        return;
+    };
+    let Some((app, _admin, b)) = ui_app_with("tenant-select", &[("GOSTINT_APPROLES", approles.as_str())], false).await
+    else {
+        return;
+    };
+    // The API decides by Vault: one tenant's requestor sees that tenant only, a token of both
+    // (and root) sees both, no token is refused.
+    let only_a = app.req.token(None, &["gostint-requestor-tenant-a"]).await;
+    let (code, v) = app.get(Some(&only_a), "/v1/api/tenants").await;
+    assert_eq!((code, v), (200, json!({"tenants": ["tenant-a"]})));
+    let (code, v) = app.get(Some(&app.svc.root_token), "/v1/api/tenants").await;
+    assert_eq!((code, v), (200, json!({"tenants": ["tenant-a", "tenant-b"]})));
+    let (code, _) = app.get(None, "/v1/api/tenants").await;
+    assert_eq!(code, 400, "no token, as the other routes");
+    let (code, _) = app.get(Some("s.not-a-token"), "/v1/api/tenants").await;
+    assert_eq!(code, 403);
+
+    let both = app.req.token(None, &["gostint-requestor-tenant-a", "gostint-requestor-tenant-b"]).await;
+    let (code, v) = app.get(Some(&both), "/v1/api/tenants").await;
+    assert_eq!((code, v), (200, json!({"tenants": ["tenant-a", "tenant-b"]})));
+    b.login_token(&app, &both).await;
+    b.until("!document.getElementById('tenant-row').hidden", "the tenant select", secs(30)).await;
+    let opts = b.js("return [...document.querySelectorAll('#f-approle option')].map(o => o.value);").await;
+    assert_eq!(opts, json!(["tenant-a", "tenant-b"]));
+    assert_eq!(
+        b.js("const s = document.getElementById('f-approle'); return s.tagName + ':' + s.labels.length;").await,
+        json!("SELECT:1"),
+        "a labelled select"
+    );
+    b.js("const s = document.getElementById('f-approle'); s.value = 'tenant-b'; s.dispatchEvent(new Event('change'));")
+        .await;
+    b.id("f-run").await.send_keys("echo hello-from-tenant-b").await.unwrap();
+    b.id("f-image").await.send_keys(&app.svc.image).await.unwrap();
+    b.shot("1-select").await;
+    b.id("f-image").await.send_keys(ENTER).await.unwrap();
+    b.until("/^#job\\/[0-9a-f]{24}$/.test(location.hash)", "the job view", secs(60)).await;
+    b.status_is("success", secs(120)).await;
+    assert!(b.text("job-output").await.contains("hello-from-tenant-b"));
+    b.shot("2-job-view").await;
+    let id = b.js("return location.hash.slice(5);").await.as_str().unwrap().to_string();
+    let (code, job) = app.get(Some(&app.svc.root_token), &format!("/v1/api/job/{id}")).await;
+    assert_eq!(code, 200, "{job}");
+    assert_eq!((job["tenant"].as_str(), job["status"].as_str()), (Some("tenant-b"), Some("success")), "{job}");
+    let page = b.js("return document.getElementById('view-job').innerText;").await;
+    assert!(page.as_str().unwrap().contains("tenant-b"), "the job view shows the tenant: {page}");
+
+    // One tenant only: no choice to make, the select stays hidden.
+    b.id("logout").await.click().await.unwrap();
+    b.visible("login").await;
+    b.login_token(&app, &only_a).await;
+    b.until("document.getElementById('f-approle').value === 'tenant-a'", "tenant-a fixed", secs(30)).await;
+    assert_eq!(b.js("return document.getElementById('tenant-row').hidden;").await, json!(true));
+    app.stop().await;
+}

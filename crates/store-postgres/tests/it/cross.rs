@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use gostint_core::{EventSink, JobStore, StoreEvent};
-use gostint_store_contract::cross::{events_reach_a_listener_on_another_handle, Listening};
+use gostint_store_contract::cross::{
+    events_reach_a_listener_on_another_handle, tenant_max_queued_holds_across_handles, Listening,
+};
 
 use crate::TestDb;
 
@@ -14,6 +16,14 @@ async fn events_reach_a_listener_on_another_node() {
     let listener = db.store().await;
     let writer = db.store().await;
     events_reach_a_listener_on_another_handle(listener, writer).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenant_max_queued_holds_across_two_nodes() {
+    let Some(db) = TestDb::create().await else { return };
+    let one = db.store().await;
+    let two = db.store().await;
+    tenant_max_queued_holds_across_handles(one, two).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -114,6 +114,12 @@ impl JobStore for CutAfterClaim {
     fn set_tenant_max_running(&self, max: usize) {
         self.inner.set_tenant_max_running(max)
     }
+    fn set_tenant_max_queued(&self, max: u64) {
+        self.inner.set_tenant_max_queued(max)
+    }
+    async fn count_by_tenant(&self) -> Result<std::collections::HashMap<String, gostint_core::TenantLoad>, StoreError> {
+        self.inner.count_by_tenant().await
+    }
     async fn count_queued(&self, tenant: &str) -> Result<u64, StoreError> {
         self.inner.count_queued(tenant).await
     }
