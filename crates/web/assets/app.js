@@ -184,14 +184,19 @@ async function login(ev) {
 
 /**
  * The job form's tenant: the tenants the user's own Vault token may request a secret-id for,
- * as gostint asks Vault (GET v1/api/tenants with that token). A select when there are
+ * as gostint asks Vault (GET v1/api/tenants). The login token itself never goes to gostint:
+ * the page sends a child of it (same policies) that lives 60 s for three uses, enough for
+ * gostint's token check and its capabilities-self call. A select when there are
  * several; hidden (the one tenant fixed) when there is one. Without an answer (an older
  * server, the unnamed single tenant) the form keeps the default AppRole, gostint-role.
  */
 async function loadTenants() {
   let names = [];
   try {
-    const resp = await fetch("v1/api/tenants", { headers: { "X-Auth-Token": session.userToken }, cache: "no-store" });
+    const probe = await session.vault.call("POST", "auth/token/create", session.userToken,
+      { ttl: "60s", num_uses: 3, display_name: "gostint_ui_tenants" });
+    const token = probe.auth && probe.auth.client_token;
+    const resp = await fetch("v1/api/tenants", { headers: { "X-Auth-Token": token }, cache: "no-store" });
     if (resp.ok) names = ((await resp.json()) || {}).tenants || [];
   } catch {
     names = [];
