@@ -120,6 +120,67 @@ fn backend(e: sqlx::Error) -> StoreError {
     StoreError::Backend(Box::new(e))
 }
 
+/// A transaction on the one writer connection, begun and ended with plain `BEGIN` / `COMMIT`
+/// / `ROLLBACK` statements rather than sqlx's `Transaction`, which keeps its own count of the
+/// depth. After `SQLITE_FULL` SQLite may already have rolled the transaction back; sqlx's
+/// `ROLLBACK` then failed, its count stayed at 1, and every later transaction became a
+/// `SAVEPOINT` whose failed `RELEASE` and `ROLLBACK TO` left SQLite's transaction open for
+/// good: the writes after it answered ok and never reached the file (accepted jobs lost,
+/// claims stuck until a restart; found by the reliability suite's `disk-full` scenario, see
+/// RELIABILITY.md). Here a transaction that is not committed or rolled back cleanly (an
+/// error, a failed `ROLLBACK`, a future dropped half-way) closes its connection: SQLite rolls
+/// back whatever is open and the pool opens a fresh one.
+struct WriterTx {
+    conn: sqlx::pool::PoolConnection<sqlx::Sqlite>,
+    open: bool,
+}
+
+impl WriterTx {
+    async fn begin(writer: &SqlitePool, immediate: bool) -> Result<Self, sqlx::Error> {
+        let mut conn = writer.acquire().await?;
+        let begin = if immediate { "BEGIN IMMEDIATE" } else { "BEGIN" };
+        if let Err(e) = sqlx::query(begin).execute(&mut *conn).await {
+            conn.close_on_drop();
+            return Err(e);
+        }
+        Ok(Self { conn, open: true })
+    }
+
+    async fn commit(mut self) -> Result<(), sqlx::Error> {
+        sqlx::query("COMMIT").execute(&mut *self.conn).await?;
+        self.open = false;
+        Ok(())
+    }
+
+    /// Ends the transaction without its changes (the connection is closed if that fails).
+    async fn rollback(mut self) {
+        if sqlx::query("ROLLBACK").execute(&mut *self.conn).await.is_ok() {
+            self.open = false;
+        }
+    }
+}
+
+impl std::ops::Deref for WriterTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for WriterTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
+impl Drop for WriterTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}
+
 /// Turns `sqlite://<path>`, `sqlite:<path>` or a bare path into a file path. A `?query`
 /// after a URL is dropped (the store sets its own options); in-memory databases are refused
 /// because the process lock needs a file.
@@ -529,7 +590,7 @@ fn insert(r: &InsertRow) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::S
 /// group, which [`gostint_core::group_commit`] then retries row by row (each caller gets its
 /// own answer).
 async fn insert_group(writer: &SqlitePool, rows: &[&InsertRow], max_queued: u64) -> Result<(), InsertError> {
-    let mut tx = writer.begin().await?;
+    let mut tx = WriterTx::begin(writer, false).await?;
     if max_queued > 0 {
         let mut queued: HashMap<&str, u64> = HashMap::new();
         for row in rows {
@@ -547,6 +608,7 @@ async fn insert_group(writer: &SqlitePool, rows: &[&InsertRow], max_queued: u64)
                 }
             };
             if n >= max_queued {
+                tx.rollback().await;
                 return Err(InsertError::Quota { tenant: row.tenant.clone(), queued: n, limit: max_queued });
             }
             queued.insert(row.tenant.as_str(), n + 1);
@@ -706,7 +768,7 @@ impl JobStore for SqliteJobStore {
         now: Timestamp,
     ) -> Result<Option<KillOutcome>, StoreError> {
         let hex = id.to_hex();
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        let mut tx = WriterTx::begin(&self.writer, true).await.map_err(backend)?;
         let found = sqlx::query("SELECT status, container_id FROM jobs WHERE id = ?1 AND (?2 IS NULL OR owner = ?2)")
             .bind(&hex)
             .bind(owner_of(&who))
@@ -714,6 +776,7 @@ impl JobStore for SqliteJobStore {
             .await
             .map_err(backend)?;
         let Some(row) = found else {
+            tx.rollback().await;
             return Ok(None);
         };
         let status: String = row.try_get("status").map_err(backend)?;
@@ -767,7 +830,7 @@ impl JobStore for SqliteJobStore {
     async fn delete(&self, id: &JobId, who: Visibility<'_>) -> Result<DeleteOutcome, StoreError> {
         let hex = id.to_hex();
         let owner = owner_of(&who);
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(backend)?;
+        let mut tx = WriterTx::begin(&self.writer, true).await.map_err(backend)?;
         // One conditional statement does the deleting (docs/design.md §2.8); the read only explains a refusal.
         let done = sqlx::query(
             "DELETE FROM jobs WHERE id = ?1 AND (?2 IS NULL OR owner = ?2) AND status NOT IN ('running', 'stopping')",

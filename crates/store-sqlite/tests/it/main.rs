@@ -2,6 +2,7 @@
 //! in a temporary directory, the one-process lock, and claim speed with thousands of queues.
 
 mod contract;
+mod diskfull;
 mod lock;
 mod scale;
 
