@@ -395,7 +395,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
         Ok(())
     }
     /// **[new]** Whether the kernel's OOM killer ended the (exited) container. An engine
-    /// that cannot tell answers false.
+    /// that cannot tell answers false. A container that is gone, or being removed (`docker rm
+    /// -f` kills it first, so its wait ends before the removal does), is a `NotFound` error.
     async fn oom_killed(&self, _id: &str) -> Result<bool, RuntimeError> {
         Ok(false)
     }
