@@ -124,7 +124,7 @@ pub(crate) async fn submit(State(state): State<AppState>, caller: Caller, body: 
     let mut req: SubmitRequest = serde_json::from_slice(&bytes).map_err(|e| ApiError::BadJob(e.to_string()))?;
     req.validate().map_err(|e| ApiError::BadJob(e.to_string()))?;
 
-    let tenant = crate::tenants::check_secret_id(&state, &req.wrap_secret_id).await?;
+    let (tenant, wrap_expires) = crate::tenants::check_secret_id(&state, &req.wrap_secret_id).await?;
     crate::tenants::check_quota(&state, &tenant).await?;
     if !req.cubby_token.is_empty() {
         req.payload = read_cubby_payload(&state, &req.cubby_token, &req.cubby_path).await?;
@@ -143,6 +143,7 @@ pub(crate) async fn submit(State(state): State<AppState>, caller: Caller, body: 
         wrap_secret_id: req.wrap_secret_id,
         payload: (!req.payload.is_empty()).then_some(req.payload),
         tenant: tenant.clone(),
+        wrap_expires,
     };
     state.store.enqueue(job).await.map_err(|e| crate::tenants::quota_or_store(&state, e))?;
     state.node.wake();

@@ -1,7 +1,7 @@
 //! docs/design.md §10 at submission: which tenant a job belongs to (the creation path of its wrapped
 //! secret-id) and whether that tenant may queue one more.
 
-use gostint_core::{StoreError, VaultErrorKind};
+use gostint_core::{StoreError, Timestamp, VaultErrorKind};
 use tracing::{info, warn};
 
 use crate::error::ApiError;
@@ -15,8 +15,10 @@ pub(crate) const EXPIRED: &str = "wrap_secret_id is expired or unknown";
 /// `sys/wrapping/lookup` (no Vault token, spends nothing): the secret-id must have been
 /// wrapped by Vault at `auth/approle/role/<name>/secret-id` for a configured tenant `name`.
 /// Anything else is what an interceptor who redeemed the original would send: 403, the
-/// interception counter (`kind="creation_path"`) and a warning. Returns the tenant's name.
-pub(crate) async fn check_secret_id(state: &AppState, wrap_token: &str) -> Result<String, ApiError> {
+/// interception counter (`kind="creation_path"`) and a warning. Returns the tenant's name and
+/// when the wrapping token expires (kept with the job: a token that lapses while the job is
+/// queued is then not mistaken for an interception).
+pub(crate) async fn check_secret_id(state: &AppState, wrap_token: &str) -> Result<(String, Timestamp), ApiError> {
     let info = match state.vault.wrapping_lookup(wrap_token).await {
         Ok(info) => info,
         Err(e) if e.kind == VaultErrorKind::Unavailable => {
@@ -30,7 +32,7 @@ pub(crate) async fn check_secret_id(state: &AppState, wrap_token: &str) -> Resul
     };
     let tenants = state.tenants.current();
     match tenants.by_creation_path(&info.creation_path) {
-        Some(t) => Ok(t.name.clone()),
+        Some(t) => Ok((t.name.clone(), info.expires)),
         None => {
             // The path is Vault's, not a secret (e.g. `sys/wrapping/wrap`).
             warn!(

@@ -25,6 +25,7 @@ fn new_job(qname: String, submitted: Timestamp) -> NewJob {
         wrap_secret_id: "never-used".into(),
         payload: None,
         tenant: String::new(),
+        wrap_expires: gostint_core::Timestamp::ZERO,
     }
 }
 

@@ -145,6 +145,10 @@ pub struct NewJob {
     /// The tenant (job AppRole name, docs/design.md §10) whose secret-id came with the job; with
     /// `qname` the queue key. `""` in a single-tenant set-up without `GOSTINT_ROLENAME`.
     pub tenant: String,
+    /// When the wrapping token expires, as Vault's `sys/wrapping/lookup` said at submission
+    /// (`ZERO` when unknown), so that a token that lapsed while the job was queued is told
+    /// apart from an interception.
+    pub wrap_expires: Timestamp,
 }
 
 /// The result of a run, written in one go by [`crate::JobStore::finish`].
@@ -208,6 +212,8 @@ pub struct JobRecord {
     pub payload: Option<String>,
     /// The tenant (job AppRole name, docs/design.md §10); with `qname` the queue key.
     pub tenant: String,
+    /// When the wrapping token expires (`ZERO` when unknown); see [`NewJob::wrap_expires`].
+    pub wrap_expires: Timestamp,
 }
 
 #[cfg(test)]

@@ -545,6 +545,9 @@ pub struct WrapInfo {
     /// `data.creation_path`: `auth/approle/role/<name>/secret-id` for a secret-id wrapped
     /// by Vault itself, `sys/wrapping/wrap` for a re-wrapped one.
     pub creation_path: String,
+    /// `data.creation_time` + `data.creation_ttl`: when the token expires (`ZERO` when Vault
+    /// did not say).
+    pub expires: Timestamp,
 }
 
 // ---------------------------------------------------------------- node control

@@ -32,6 +32,18 @@ impl Timestamp {
         self.0 == 0
     }
 
+    /// Parses an RFC 3339 instant (e.g. Vault's `creation_time`, nanoseconds and offsets
+    /// allowed); `None` when it is not one.
+    pub fn parse_rfc3339(text: &str) -> Option<Self> {
+        let dt = time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).ok()?;
+        i64::try_from(dt.unix_timestamp_nanos() / 1_000_000).ok().map(Self)
+    }
+
+    /// This instant plus `secs` seconds (saturating).
+    pub fn plus_seconds(&self, secs: i64) -> Self {
+        Self(self.0.saturating_add(secs.saturating_mul(1000)))
+    }
+
     /// Whole seconds since the epoch, for ids.
     pub fn unix_seconds(&self) -> u32 {
         (self.0 / 1000).clamp(0, u32::MAX as i64) as u32
@@ -81,5 +93,18 @@ mod tests {
         assert_eq!(Timestamp::from_millis(1_533_892_531_014).to_rfc3339(), "2018-08-10T09:15:31.014Z");
         assert_eq!(Timestamp::from_millis(1_533_892_531_010).to_rfc3339(), "2018-08-10T09:15:31.01Z");
         assert_eq!(Timestamp::from_millis(1_533_892_531_000).to_rfc3339(), "2018-08-10T09:15:31Z");
+    }
+
+    #[test]
+    fn parses_vault_creation_times() {
+        let t = Timestamp::parse_rfc3339("2018-08-10T09:15:31.014123456Z").expect("nanoseconds");
+        assert_eq!(t, Timestamp::from_millis(1_533_892_531_014));
+        assert_eq!(
+            Timestamp::parse_rfc3339("2018-08-10T11:15:31+02:00"),
+            Some(Timestamp::from_millis(1_533_892_531_000))
+        );
+        assert_eq!(t.plus_seconds(2).millis(), 1_533_892_533_014);
+        assert_eq!(Timestamp::parse_rfc3339("yesterday"), None);
+        assert_eq!(Timestamp::parse_rfc3339(""), None);
     }
 }

@@ -282,6 +282,7 @@ fn new_job(qname: &str, owner: &Owner, submitted: Timestamp) -> NewJob {
         wrap_secret_id: format!("s.wrap-{id}"),
         payload: Some(format!("vault:v1:ciphertext-of-{id}")),
         tenant: String::new(),
+        wrap_expires: submitted.plus_seconds(600),
     }
 }
 
@@ -363,6 +364,7 @@ pub async fn enqueue_then_get_round_trips_every_field(s: Subject) {
     assert_eq!(rec.definition, job.definition);
     assert_eq!(rec.wrap_secret_id, job.wrap_secret_id);
     assert_eq!(rec.payload, job.payload);
+    assert_eq!(rec.wrap_expires, job.wrap_expires, "the wrapping token's expiry as submitted");
 
     // A sparse job: no payload, default definition, the empty queue name.
     let sparse = NewJob {
@@ -374,9 +376,11 @@ pub async fn enqueue_then_get_round_trips_every_field(s: Subject) {
         wrap_secret_id: "w".into(),
         payload: None,
         tenant: String::new(),
+        wrap_expires: Timestamp::ZERO,
     };
     s.store.enqueue(sparse.clone()).await.expect("enqueue sparse");
     let rec = get(&s, &sparse.id).await;
+    assert_eq!(rec.wrap_expires, Timestamp::ZERO, "an unknown expiry stays unknown");
     assert_eq!(rec.qname, "");
     assert_eq!(rec.owner, bob());
     assert_eq!(rec.definition, JobDefinition::default());

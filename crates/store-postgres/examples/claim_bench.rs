@@ -38,6 +38,7 @@ fn job(qname: String, submitted: i64) -> NewJob {
         wrap_secret_id: "w".into(),
         payload: None,
         tenant: String::new(),
+        wrap_expires: gostint_core::Timestamp::ZERO,
     }
 }
 

@@ -55,7 +55,7 @@ macro_rules! columns {
     () => {
         "seq, id, qname, owner, status, node_uuid, submitted, started, ended, output, stderr, return_code, \
          tty, container_id, container_image, kill_requested, definition, definition_secrets, wrap_secret_id, payload, \
-         tenant"
+         tenant, wrap_expires"
     };
 }
 
@@ -65,7 +65,7 @@ macro_rules! list_columns {
     () => {
         "seq, id, qname, owner, status, node_uuid, submitted, started, ended, right(output, 4096) AS output, right(stderr, 4096) AS stderr, return_code, \
          tty, container_id, container_image, kill_requested, definition, definition_secrets, wrap_secret_id, payload, \
-         tenant"
+         tenant, wrap_expires"
     };
 }
 
@@ -491,6 +491,7 @@ struct InsertRow {
     wrap_secret_id: String,
     payload: Option<String>,
     tenant: String,
+    wrap_expires: i64,
 }
 
 /// Why an insert group was not committed.
@@ -583,13 +584,13 @@ fn insert_rows<'q>(rows: &[&InsertRow]) -> sqlx::query::Query<'q, sqlx::Postgres
     sqlx::query(
         "WITH ins AS (
            INSERT INTO jobs (id, qname, owner, status, submitted, tty, container_image, definition,
-                             definition_secrets, wrap_secret_id, payload, tenant)
+                             definition_secrets, wrap_secret_id, payload, tenant, wrap_expires)
            SELECT id, qname, owner, 'queued', submitted, tty, container_image, definition,
-                  definition_secrets, wrap_secret_id, payload, tenant
+                  definition_secrets, wrap_secret_id, payload, tenant, wrap_expires
              FROM UNNEST($1::text[], $2::text[], $3::text[], $4::int8[], $5::bool[], $6::text[], $7::text[],
-                         $8::text[], $9::text[], $10::text[], $11::text[])
+                         $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[])
                   WITH ORDINALITY AS t(id, qname, owner, submitted, tty, container_image, definition,
-                                       definition_secrets, wrap_secret_id, payload, tenant, ord)
+                                       definition_secrets, wrap_secret_id, payload, tenant, wrap_expires, ord)
             ORDER BY ord
            RETURNING 1
          )
@@ -606,6 +607,7 @@ fn insert_rows<'q>(rows: &[&InsertRow]) -> sqlx::query::Query<'q, sqlx::Postgres
     .bind(col(rows, |r| r.wrap_secret_id.clone()))
     .bind(col(rows, |r| r.payload.clone()))
     .bind(col(rows, |r| r.tenant.clone()))
+    .bind(col(rows, |r| r.wrap_expires))
 }
 
 /// Group commit ([`gostint_core::group_commit`]): whatever enqueues are waiting when the
@@ -666,6 +668,7 @@ struct JobRow {
     wrap_secret_id: String,
     payload: Option<String>,
     tenant: String,
+    wrap_expires: i64,
 }
 
 impl JobRow {
@@ -702,6 +705,7 @@ impl JobRow {
             wrap_secret_id: self.wrap_secret_id,
             payload: self.payload,
             tenant: self.tenant,
+            wrap_expires: Timestamp::from_millis(self.wrap_expires),
         })
     }
 }
@@ -739,6 +743,7 @@ impl JobStore for PgJobStore {
             wrap_secret_id: text(&job.wrap_secret_id).into_owned(),
             payload: job.payload.as_deref().map(|p| text(p).into_owned()),
             tenant: job.tenant.clone(),
+            wrap_expires: job.wrap_expires.millis(),
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let stopped = || {
@@ -1426,6 +1431,7 @@ mod tests {
             wrap_secret_id: String::new(),
             payload: None,
             tenant: String::new(),
+            wrap_expires: 0,
         };
         assert_eq!(row.into_record().unwrap().definition, def);
     }

@@ -34,7 +34,7 @@ use crate::lock::ProcessLock;
 macro_rules! columns {
     () => {
         "seq, id, qname, owner, status, node_uuid, submitted, started, ended, output, stderr, return_code, \
-         tty, container_id, container_image, kill_requested, definition, wrap_secret_id, payload, tenant"
+         tty, container_id, container_image, kill_requested, definition, wrap_secret_id, payload, tenant, wrap_expires"
     };
 }
 
@@ -43,7 +43,7 @@ macro_rules! columns {
 macro_rules! list_columns {
     () => {
         "seq, id, qname, owner, status, node_uuid, submitted, started, ended, substr(output, -4096) AS output, substr(stderr, -4096) AS stderr, return_code, \
-         tty, container_id, container_image, kill_requested, definition, wrap_secret_id, payload, tenant"
+         tty, container_id, container_image, kill_requested, definition, wrap_secret_id, payload, tenant, wrap_expires"
     };
 }
 
@@ -478,6 +478,7 @@ struct JobRow {
     wrap_secret_id: String,
     payload: Option<String>,
     tenant: String,
+    wrap_expires: i64,
 }
 
 impl JobRow {
@@ -508,6 +509,7 @@ impl JobRow {
             wrap_secret_id: self.wrap_secret_id,
             payload: self.payload,
             tenant: self.tenant,
+            wrap_expires: Timestamp::from_millis(self.wrap_expires),
         })
     }
 }
@@ -535,6 +537,7 @@ struct InsertRow {
     wrap_secret_id: String,
     payload: Option<String>,
     tenant: String,
+    wrap_expires: i64,
 }
 
 /// Why an insert group was not committed.
@@ -569,8 +572,8 @@ type PendingInsert = gostint_core::group_commit::Pending<InsertRow, InsertError>
 fn insert(r: &InsertRow) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'_>> {
     sqlx::query(
         "INSERT INTO jobs (id, qname, owner, status, submitted, tty, container_image, definition,
-                           wrap_secret_id, payload, tenant)
-         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                           wrap_secret_id, payload, tenant, wrap_expires)
+         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
     )
     .bind(&r.id)
     .bind(&r.qname)
@@ -582,6 +585,7 @@ fn insert(r: &InsertRow) -> sqlx::query::Query<'_, sqlx::Sqlite, sqlx::sqlite::S
     .bind(&r.wrap_secret_id)
     .bind(&r.payload)
     .bind(&r.tenant)
+    .bind(r.wrap_expires)
 }
 
 /// The group's rows in one transaction. With a queue cap (`max_queued` > 0) each tenant's
@@ -651,6 +655,7 @@ impl JobStore for SqliteJobStore {
             wrap_secret_id: job.wrap_secret_id,
             payload: job.payload,
             tenant: job.tenant,
+            wrap_expires: job.wrap_expires.millis(),
         };
         let (reply, answer) = tokio::sync::oneshot::channel();
         let stopped = || {

@@ -1,7 +1,7 @@
 //! [`JobVault`] for [`VaultClient`]: the calls gostint's server makes (docs/design.md §2.3, §2.5, §4).
 
 use async_trait::async_trait;
-use gostint_core::{JobVault, SecretData, TokenInfo, VaultError, VaultErrorKind, WrapInfo};
+use gostint_core::{JobVault, SecretData, Timestamp, TokenInfo, VaultError, VaultErrorKind, WrapInfo};
 use reqwest::Method;
 use serde_json::{json, Map, Value};
 
@@ -124,10 +124,20 @@ impl JobVault for VaultClient {
             Call::new(Method::POST, "sys/wrapping/lookup").body(json!({ "token": wrap_token })).also_redact(&secrets);
         let label = call.label();
         let body = expect_body(self.send(call).await?, &label)?;
-        match body.get("data").and_then(|d| d.get("creation_path")) {
-            Some(Value::String(path)) => Ok(WrapInfo { creation_path: path.clone() }),
-            _ => Err(invalid(&label, "no string `data.creation_path`")),
-        }
+        let data = body.get("data");
+        let Some(Value::String(path)) = data.and_then(|d| d.get("creation_path")) else {
+            return Err(invalid(&label, "no string `data.creation_path`"));
+        };
+        // `creation_time` (RFC 3339) + `creation_ttl` (seconds): when the token lapses. Not
+        // every Vault says both; unknown is `ZERO`, never a refusal.
+        let created =
+            data.and_then(|d| d.get("creation_time")).and_then(Value::as_str).and_then(Timestamp::parse_rfc3339);
+        let ttl = data.and_then(|d| d.get("creation_ttl")).and_then(Value::as_i64);
+        let expires = match (created, ttl) {
+            (Some(c), Some(t)) if t > 0 => c.plus_seconds(t),
+            _ => Timestamp::ZERO,
+        };
+        Ok(WrapInfo { creation_path: path.clone(), expires })
     }
 }
 

@@ -522,6 +522,14 @@ async fn login(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord) -> Result<S
         ports.metrics.interception_alerts.with_label_values(&["unwrap"]).inc();
         not_authorised(format!("{ALERT_UNWRAP}{detail}"))
     };
+    // A token that lapsed while the job waited in its queue (its expiry, from Vault at
+    // submission, has passed) is not an interception either: say so, without the alert.
+    if let Err(e) = &unwrapped {
+        if let Some(msg) = lapsed_while_queued(job, Timestamp::now()) {
+            warn!(job_id = %job.id, error = %e, "the wrapping token expired while the job was queued");
+            return Err(not_authorised(format!("{msg} Vault says: {e}")));
+        }
+    }
     let data = unwrapped.map_err(|e| alert(e.to_string()))?;
     let Some(secret_id) = data.get("secret_id").and_then(|v| v.as_str()) else {
         return Err(alert("wrapped response has no secret_id".into()));
@@ -542,6 +550,25 @@ async fn login(ports: &Ports, cfg: &PipelineConfig, job: &JobRecord) -> Result<S
         Ok(None) => Err(not_authorised("Request's Vault AppRole authentication returned no Auth token")),
         Err(e) => Err(login_alert(ports, job, format!("Request failed AppRole authentication with vault: {e}"))),
     }
+}
+
+/// Clock difference allowed between gostint and Vault when judging a wrapping token expired.
+const WRAP_EXPIRY_SKEW_MS: i64 = 2_000;
+
+/// The message for a job whose wrapping token's expiry (from `sys/wrapping/lookup` at
+/// submission) is past at `now`, give or take [`WRAP_EXPIRY_SKEW_MS`]; `None` when the expiry
+/// is unknown or still ahead, so a refused unwrap then remains a possible interception.
+fn lapsed_while_queued(job: &JobRecord, now: Timestamp) -> Option<String> {
+    let expires = job.wrap_expires;
+    if expires.is_zero() || now.millis() + WRAP_EXPIRY_SKEW_MS < expires.millis() {
+        return None;
+    }
+    let waited = (now.millis() - job.submitted.millis()).max(0) / 1000;
+    Some(format!(
+        "The SecretID wrapping token expired at {} while the job waited {waited} s in its queue (submitted {}); not an interception: submit the job again, with a wrap TTL longer than the queue's wait.",
+        expires.to_rfc3339(),
+        job.submitted.to_rfc3339()
+    ))
 }
 
 /// A failed AppRole login raises the interception alert too (docs/design.md §10): the secret-id was

@@ -54,7 +54,10 @@ impl JobVault for FakeVault {
         if !self.up {
             return Err(VaultError::new(VaultErrorKind::Unavailable, "connection refused"));
         }
-        Ok(gostint_core::WrapInfo { creation_path: "auth/approle/role/gostint-role/secret-id".into() })
+        Ok(gostint_core::WrapInfo {
+            creation_path: "auth/approle/role/gostint-role/secret-id".into(),
+            expires: gostint_core::Timestamp::ZERO,
+        })
     }
     async fn capabilities_self(
         &self,

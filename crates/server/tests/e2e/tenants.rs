@@ -110,6 +110,62 @@ async fn a_rewrapped_or_foreign_secret_id_gets_403_at_post_and_the_alert() {
     app.stop().await;
 }
 
+fn alerts_of(metrics: &str, kind: &str) -> u64 {
+    let prefix = format!("gostint_interception_alerts_total{{kind=\"{kind}\"");
+    metrics
+        .lines()
+        .find(|l| l.starts_with(&prefix))
+        .and_then(|l| l.rsplit(' ').next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+/// The original reported a wrapping token that lapsed while its job waited in the queue as
+/// a possible interception. gostint keeps the expiry Vault gave at submission and tells the
+/// two apart: the lapsed one ends `notauthorised` saying so, without the alert; one spent by
+/// somebody else before it expired still raises it.
+#[tokio::test]
+async fn a_wrapping_token_that_lapses_in_the_queue_is_not_reported_as_an_interception() {
+    let Some(app) = tenant_app(&[]).await else { return };
+    let token = app.req.token(None, &["default"]).await;
+    let head = app.submit_as(&token, "tenant-a", sleeper(&app, "lapse", 6)).await;
+
+    // A secret-id wrapped for 2 s, queued behind a 6 s job.
+    let short = vault_call(&app, "auth/approle/role/tenant-a/secret-id", &app.svc.root_token, Some("2s"), json!({}))
+        .await["wrap_info"]["token"]
+        .as_str()
+        .expect("wrapping token")
+        .to_string();
+    let mut job = json!({ "qname": "lapse", "container_image": app.svc.image, "run": ["echo", "never"] });
+    job["wrap_secret_id"] = json!(short);
+    let (code, body) = app.post_raw(Some(&token), job.to_string()).await;
+    assert_eq!(code, 200, "{body}");
+    let lapsed = body["_id"].as_str().expect("_id").to_string();
+
+    // A secret-id wrapped for 10 minutes, redeemed by an interceptor while the job waits.
+    let long = app.req.wrapped_secret_id_for("tenant-a").await;
+    let mut job = json!({ "qname": "lapse", "container_image": app.svc.image, "run": ["echo", "never"] });
+    job["wrap_secret_id"] = json!(long);
+    let (code, body) = app.post_raw(Some(&token), job.to_string()).await;
+    assert_eq!(code, 200, "{body}");
+    let spent = body["_id"].as_str().expect("_id").to_string();
+    vault_call(&app, "sys/wrapping/unwrap", &long, None, json!({})).await;
+    let before = alerts_of(&app.metrics().await, "unwrap");
+
+    let head_view = app.wait(&token, &head).await;
+    assert_eq!(head_view["status"], "success", "{head_view}");
+    let lapsed_view = app.wait(&token, &lapsed).await;
+    assert_eq!(lapsed_view["status"], "notauthorised", "{lapsed_view}");
+    let out = lapsed_view["output"].as_str().unwrap_or_default();
+    assert!(out.contains("expired at") && out.contains("not an interception"), "{out}");
+    assert!(!out.contains("INTERCEPTION"), "{out}");
+    let spent_view = app.wait(&token, &spent).await;
+    assert_eq!(spent_view["status"], "notauthorised", "{spent_view}");
+    assert!(spent_view["output"].as_str().unwrap_or_default().contains("INTERCEPTION ALERT"), "{spent_view}");
+    assert_eq!(alerts_of(&app.metrics().await, "unwrap"), before + 1, "one alert: the spent token's, not the lapsed one's");
+    app.stop().await;
+}
+
 #[tokio::test]
 async fn tenant_b_is_refused_tenant_a_secret_by_vault_and_cannot_decrypt_a_payload() {
     let Some(app) = tenant_app(&[]).await else { return };

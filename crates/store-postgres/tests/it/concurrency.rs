@@ -26,6 +26,7 @@ fn job(q: usize, submitted: i64) -> NewJob {
         wrap_secret_id: "w".into(),
         payload: None,
         tenant: String::new(),
+        wrap_expires: gostint_core::Timestamp::ZERO,
     }
 }
 

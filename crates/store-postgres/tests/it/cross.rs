@@ -58,6 +58,7 @@ async fn the_listener_reconnects_when_its_connection_is_killed() {
         wrap_secret_id: "w".into(),
         payload: None,
         tenant: String::new(),
+        wrap_expires: gostint_core::Timestamp::ZERO,
     };
     writer.enqueue(job).await.unwrap();
     heard.expect(StoreEvent::Claimable, "enqueue after reconnect").await;

@@ -22,6 +22,7 @@ fn job(qname: String, submitted: Timestamp) -> NewJob {
         wrap_secret_id: "w".into(),
         payload: None,
         tenant: String::new(),
+        wrap_expires: gostint_core::Timestamp::ZERO,
     }
 }
 

@@ -65,6 +65,7 @@ fn job(i: i64) -> NewJob {
         wrap_secret_id: "w".into(),
         payload: None,
         tenant: String::new(),
+        wrap_expires: gostint_core::Timestamp::ZERO,
     }
 }
 

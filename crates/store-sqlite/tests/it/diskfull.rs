@@ -42,6 +42,7 @@ fn job(n: u32, big: usize) -> NewJob {
         wrap_secret_id: "w".into(),
         payload: None,
         tenant: String::new(),
+        wrap_expires: gostint_core::Timestamp::ZERO,
     }
 }
 

@@ -136,6 +136,7 @@ fn job(image: &str) -> NewJob {
         wrap_secret_id: "wrap".into(),
         payload: None,
         tenant: String::new(),
+        wrap_expires: gostint_core::Timestamp::ZERO,
     }
 }
 
