@@ -20,8 +20,9 @@ use crate::support::{spawn_app_with, Node};
 /// What the collector was sent: each export's headers and body.
 type Received = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 
-/// A collector accepting `POST /v1/traces`; its base URL and what it received.
-async fn collector() -> (String, Received) {
+/// A collector accepting `POST /v1/traces`, on a thread and runtime of its own (the test
+/// blocks its own while it waits for the node to exit); its base URL and what it received.
+fn collector() -> (String, Received) {
     let got: Received = Arc::default();
     let keep = got.clone();
     let app = axum::Router::new().route(
@@ -34,9 +35,16 @@ async fn collector() -> (String, Received) {
             }
         }),
     );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        rt.block_on(async move {
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            axum::serve(listener, app).await
+        })
+    });
     (url, got)
 }
 
@@ -61,7 +69,7 @@ fn int(attrs: &[KeyValue], key: &str) -> Option<i64> {
 #[tokio::test]
 async fn spans_reach_an_otlp_collector_with_route_status_and_request_id_and_never_a_token() {
     let Some(helper) = spawn_app_with(&[]).await else { return };
-    let (collector_url, got) = collector().await;
+    let (collector_url, got) = collector();
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}/otlp.db", dir.path().display());
     let node = Node::start(
