@@ -182,7 +182,7 @@ pub fn config_show_env() -> Result<String, String> {
 /// One line of `gostint check`.
 #[derive(Debug)]
 pub struct CheckLine {
-    /// What was checked (`vault`, `role-id`, `docker`, `store`, `tls`).
+    /// What was checked (`vault`, `role-id`, `docker`, `store`, `tls`; `otlp` with trace export on).
     pub part: &'static str,
     /// Passed.
     pub ok: bool,
@@ -205,7 +205,8 @@ fn line(part: &'static str, r: Result<String, String>) -> CheckLine {
 }
 
 /// `gostint check`: Vault answers, each job role id is known to it, Docker answers, the
-/// store opens and counts, and the certificate loads. Every part is tried, whatever failed
+/// store opens and counts, the certificate loads, and (trace export on) the OTLP collector
+/// accepts an empty export. Every part is tried, whatever failed
 /// before; each is bounded by `limit`.
 pub async fn check(settings: &Settings, limit: Duration) -> Vec<CheckLine> {
     let _ = rustls::crypto::ring::default_provider().install_default();
