@@ -173,7 +173,8 @@ pub mod env {
     // OpenTelemetry trace export (README, "Tracing (OpenTelemetry)"): the OpenTelemetry
     // standard variables, parsed strictly. Neither endpoint set (the default): no exporter.
     /// OTLP/HTTP collector base URL (`http(s)://host:4318`); traces go to `<it>/v1/traces`.
-    /// Unset (and no `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`): no trace export at all.
+    /// Unset (and no `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`): no trace export at all. Credentials
+    /// in the URL (`user:password@`) are refused: they would reach the log; use the headers.
     pub const OTEL_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
     /// The full OTLP/HTTP traces URL, used as it is; wins over `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub const OTEL_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
@@ -772,15 +773,26 @@ fn otlp(get: &dyn Fn(&str) -> Option<String>, report: &dyn Fn(ConfigError), disa
         (None, None) => return None,
     };
     let rest = endpoint.strip_prefix("http://").or_else(|| endpoint.strip_prefix("https://"));
-    let host = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default().rsplit('@').next().unwrap_or_default());
-    if !matches!(host, Some(h) if !h.is_empty()) || endpoint.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        let shown = get(endpoint_var).unwrap_or_default();
-        // A password in the URL's user part is not repeated.
-        let shown = match shown.split_once("://").and_then(|(s, r)| r.split_once('@').map(|(_, h)| (s, h))) {
+    let authority = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+    // A password in the URL's user part is never repeated.
+    let shown = || {
+        let v = get(endpoint_var).unwrap_or_default();
+        match v.split_once("://").and_then(|(s, r)| r.rsplit_once('@').map(|(_, h)| (s, h))) {
             Some((scheme, hostpart)) => format!("{scheme}://<redacted>@{hostpart}"),
-            None => shown,
-        };
-        invalid(endpoint_var, shown, "expected an http:// or https:// URL with a host, such as http://collector:4318");
+            None => v,
+        }
+    };
+    if authority.is_some_and(|a| a.contains('@')) {
+        // The exporter's error messages carry the URL: credentials there would reach the log.
+        invalid(endpoint_var, shown(), "no credentials in the URL: send them with OTEL_EXPORTER_OTLP_HEADERS");
+    } else if !matches!(authority, Some(h) if !h.is_empty())
+        || endpoint.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        invalid(
+            endpoint_var,
+            shown(),
+            "expected an http:// or https:// URL with a host, such as http://collector:4318",
+        );
     }
     (!disabled).then_some(OtlpSettings { endpoint, endpoint_var, headers, timeout, service_name })
 }
@@ -1200,6 +1212,10 @@ mod tests {
             Settings::from_source(&src(&[(env::OTEL_ENDPOINT, "http://c:4318"), (env::OTEL_HEADERS, "key-hunter2")]))
                 .unwrap_err();
         assert!(e.to_string().starts_with("OTEL_EXPORTER_OTLP_HEADERS:") && !e.to_string().contains("hunter2"), "{e}");
+        let e = Settings::from_source(&src(&[(env::OTEL_ENDPOINT, "https://u:hunter2@c.example:4318")])).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("OTEL_EXPORTER_OTLP_ENDPOINT:") && text.contains("HEADERS"), "{text}");
+        assert!(!text.contains("hunter2") && text.contains("https://<redacted>@c.example:4318"), "{text}");
         let e = Settings::from_source(&src(&[(env::OTEL_HEADERS, "k=bad%zzhunter2")])).unwrap_err();
         assert!(!e.to_string().contains("hunter2"), "a header value is never in a message: {e}");
     }

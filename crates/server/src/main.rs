@@ -147,7 +147,7 @@ async fn run() -> std::process::ExitCode {
                 }
             };
             if let Some(o) = &settings.otlp {
-                tracing::info!(endpoint = %gostint_server::otel::redacted(&o.endpoint), service_name = %o.service_name, "OTLP trace export on");
+                tracing::info!(endpoint = %o.endpoint, service_name = %o.service_name, "OTLP trace export on");
             }
             let code = match gostint_server::run(settings).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,

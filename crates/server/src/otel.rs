@@ -73,7 +73,7 @@ impl OtlpExport {
             .with_span_processor(processor)
             .with_resource(Resource::builder().with_service_name(s.service_name.clone()).build())
             .build();
-        Ok(Self { provider, timeout: s.timeout, endpoint: redacted(&s.endpoint) })
+        Ok(Self { provider, timeout: s.timeout, endpoint: s.endpoint.clone() })
     }
 
     /// The `tracing` layer that turns spans into OTLP spans.
@@ -111,16 +111,6 @@ impl OtlpExport {
                 tracing::warn!(endpoint = %self.endpoint, "OTLP export: the final flush did not finish in time")
             }
         }
-    }
-}
-
-/// `url` without the password of a `user:password@` part, for logs and `config show`.
-pub fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    match rest[..end].rsplit_once('@') {
-        Some((_, host)) => format!("{scheme}://<redacted>@{host}{}", &rest[end..]),
-        None => url.to_string(),
     }
 }
 
