@@ -169,6 +169,33 @@ pub mod env {
     /// `/v1/api/metrics` even with `GOSTINT_PROTECT_STATUS=1`, for Prometheus, which cannot
     /// renew a Vault token. Unset (the default): no scrape token. Redacted by `config show`.
     pub const METRICS_TOKEN: &str = "GOSTINT_METRICS_TOKEN";
+
+    // OpenTelemetry trace export (README, "Tracing (OpenTelemetry)"): the OpenTelemetry
+    // standard variables, parsed strictly. Neither endpoint set (the default): no exporter.
+    /// OTLP/HTTP collector base URL (`http(s)://host:4318`); traces go to `<it>/v1/traces`.
+    /// Unset (and no `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`): no trace export at all. Credentials
+    /// in the URL (`user:password@`) are refused: they would reach the log; use the headers.
+    pub const OTEL_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    /// The full OTLP/HTTP traces URL, used as it is; wins over `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub const OTEL_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+    /// Headers sent with each export, `key=value,key2=value2` (values percent-encoded), often
+    /// an API key: `config show` redacts them. Default: none.
+    pub const OTEL_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+    /// As `OTEL_EXPORTER_OTLP_HEADERS`, for traces only; wins over it when set.
+    pub const OTEL_TRACES_HEADERS: &str = "OTEL_EXPORTER_OTLP_TRACES_HEADERS";
+    /// Timeout of one export, in milliseconds (the standard's unit) or with a unit (`10s`).
+    /// Default `10000`.
+    pub const OTEL_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+    /// As `OTEL_EXPORTER_OTLP_TIMEOUT`, for traces only; wins over it when set.
+    pub const OTEL_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
+    /// Only `http/protobuf` (the default) is supported; `grpc` or `http/json` are refused.
+    pub const OTEL_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+    /// As `OTEL_EXPORTER_OTLP_PROTOCOL`, for traces only.
+    pub const OTEL_TRACES_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL";
+    /// The `service.name` of the exported spans. Default `gostint`.
+    pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+    /// A boolean: `true` turns trace export off even with an endpoint set. Default `false`.
+    pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
 }
 
 /// Every boolean setting takes exactly one of these, in any case (docs/design.md §11: anything
@@ -282,6 +309,21 @@ pub struct VaultSettings {
     pub timeout: Duration,
 }
 
+/// OpenTelemetry trace export over OTLP/HTTP protobuf (`OTEL_EXPORTER_OTLP_*`).
+#[derive(Clone, Debug)]
+pub struct OtlpSettings {
+    /// The full traces URL (`…/v1/traces`).
+    pub endpoint: String,
+    /// The variable it came from, for messages.
+    pub endpoint_var: &'static str,
+    /// Headers sent with each export (values are secrets: never logged nor shown).
+    pub headers: Vec<(String, secrecy::SecretString)>,
+    /// Timeout of one export.
+    pub timeout: Duration,
+    /// `service.name`.
+    pub service_name: String,
+}
+
 /// Everything the server needs, parsed.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -357,6 +399,8 @@ pub struct Settings {
     pub image_gc_age: Option<Duration>,
     /// `GOSTINT_METRICS_TOKEN`.
     pub metrics_token: Option<secrecy::SecretString>,
+    /// OTLP trace export (`None`: off, the default).
+    pub otlp: Option<OtlpSettings>,
 }
 
 /// Reads `GOSTINT_APPROLES_FILE` (at start and on SIGHUP).
@@ -653,6 +697,7 @@ impl Settings {
             max_requests: whole(env::MAX_REQUESTS, 512).max(1),
             store_timeout: duration(env::STORE_TIMEOUT, "5s")?,
             metrics_token: get(env::METRICS_TOKEN).map(|t| secrecy::SecretString::from(t.trim().to_string())),
+            otlp: otlp(&get, &report, flag(env::OTEL_SDK_DISABLED, false)),
         };
         let mut errors = errors.into_inner();
         match errors.len() {
@@ -661,6 +706,114 @@ impl Settings {
             _ => Err(ConfigError::Several(errors)),
         }
     }
+}
+
+/// The OTLP trace export settings; `None` when no endpoint is set or `OTEL_SDK_DISABLED` is
+/// true. Each bad value is reported naming its variable; header values never appear in a
+/// message.
+fn otlp(get: &dyn Fn(&str) -> Option<String>, report: &dyn Fn(ConfigError), disabled: bool) -> Option<OtlpSettings> {
+    let invalid =
+        |var: &'static str, value: String, msg: &str| report(ConfigError::Invalid { var, value, msg: msg.into() });
+    let first = |a: &'static str, b: &'static str| get(a).map(|v| (a, v)).or_else(|| get(b).map(|v| (b, v)));
+    if let Some((var, v)) = first(env::OTEL_TRACES_PROTOCOL, env::OTEL_PROTOCOL) {
+        if v.trim() != "http/protobuf" {
+            invalid(var, v, "only http/protobuf is supported (no gRPC nor JSON)");
+        }
+    }
+    let timeout = match first(env::OTEL_TRACES_TIMEOUT, env::OTEL_TIMEOUT) {
+        None => Duration::from_secs(10),
+        Some((var, v)) => {
+            let t = v.trim();
+            let parsed = if t.bytes().all(|b| b.is_ascii_digit()) {
+                t.parse::<u64>().map(Duration::from_millis).map_err(|e| e.to_string())
+            } else {
+                parse_duration(t)
+            };
+            match parsed {
+                Ok(d) if !d.is_zero() => d,
+                _ => {
+                    invalid(var, v, "expected milliseconds (10000) or a duration such as 10s, above 0");
+                    Duration::from_secs(10)
+                }
+            }
+        }
+    };
+    let mut headers = Vec::new();
+    if let Some((var, v)) = first(env::OTEL_TRACES_HEADERS, env::OTEL_HEADERS) {
+        for pair in v.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = key.trim();
+            let value = percent_decode(value.trim());
+            let key_ok =
+                !key.is_empty() && key.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+            match value {
+                Some(value)
+                    if key_ok
+                        && pair.contains('=')
+                        && value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b)) =>
+                {
+                    headers.push((key.to_string(), secrecy::SecretString::from(value)));
+                }
+                // The value is likely an API key: the message names the header only.
+                _ => {
+                    let shown =
+                        if key_ok && pair.contains('=') { format!("{key}=<redacted>") } else { "<redacted>".into() };
+                    invalid(var, shown, "expected key=value pairs separated by commas (values percent-encoded)")
+                }
+            }
+        }
+    }
+    let service_name = get(env::OTEL_SERVICE_NAME).map(|v| v.trim().to_string()).unwrap_or_else(|| "gostint".into());
+    let (endpoint_var, endpoint) = match (get(env::OTEL_TRACES_ENDPOINT), get(env::OTEL_ENDPOINT)) {
+        (Some(url), _) => (env::OTEL_TRACES_ENDPOINT, url.trim().to_string()),
+        (None, Some(base)) => {
+            let base = base.trim();
+            (env::OTEL_ENDPOINT, format!("{}/v1/traces", base.strip_suffix('/').unwrap_or(base)))
+        }
+        (None, None) => return None,
+    };
+    let rest = endpoint.strip_prefix("http://").or_else(|| endpoint.strip_prefix("https://"));
+    let authority = rest.map(|r| r.split(['/', '?', '#']).next().unwrap_or_default());
+    // A password in the URL's user part is never repeated.
+    let shown = || {
+        let v = get(endpoint_var).unwrap_or_default();
+        match v.split_once("://").and_then(|(s, r)| r.rsplit_once('@').map(|(_, h)| (s, h))) {
+            Some((scheme, hostpart)) => format!("{scheme}://<redacted>@{hostpart}"),
+            None => v,
+        }
+    };
+    if authority.is_some_and(|a| a.contains('@')) {
+        // The exporter's error messages carry the URL: credentials there would reach the log.
+        invalid(endpoint_var, shown(), "no credentials in the URL: send them with OTEL_EXPORTER_OTLP_HEADERS");
+    } else if !matches!(authority, Some(h) if !h.is_empty())
+        || endpoint.chars().any(|c| c.is_whitespace() || c.is_control())
+    {
+        invalid(
+            endpoint_var,
+            shown(),
+            "expected an http:// or https:// URL with a host, such as http://collector:4318",
+        );
+    }
+    (!disabled).then_some(OtlpSettings { endpoint, endpoint_var, headers, timeout, service_name })
+}
+
+/// `%XX` escapes decoded (the OpenTelemetry header format); `None` when one is malformed or
+/// the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// The sandbox settings (docs/design.md §11); `max_output` sizes the engine's log.
@@ -1017,6 +1170,54 @@ mod tests {
         assert_eq!(parse_size("16MiB").unwrap(), 16 << 20);
         assert_eq!(parse_size("100").unwrap(), 100);
         assert!(parse_size("lots").is_err());
+    }
+
+    #[test]
+    fn otlp_export_is_off_by_default_and_its_settings_are_strict() {
+        assert!(Settings::from_source(&src(&[])).unwrap().otlp.is_none(), "off by default");
+        let o = Settings::from_source(&src(&[(env::OTEL_ENDPOINT, "http://collector:4318/")])).unwrap().otlp.unwrap();
+        assert_eq!(o.endpoint, "http://collector:4318/v1/traces");
+        assert_eq!((o.service_name.as_str(), o.timeout, o.headers.len()), ("gostint", Duration::from_secs(10), 0));
+        let o = Settings::from_source(&src(&[
+            (env::OTEL_ENDPOINT, "http://ignored:4318"),
+            (env::OTEL_TRACES_ENDPOINT, "https://c.example/otlp/traces"),
+            (env::OTEL_HEADERS, "ignored=1"),
+            (env::OTEL_TRACES_HEADERS, "x-api-key=hunter2%2Cx, tenant=ops"),
+            (env::OTEL_TIMEOUT, "2500"),
+            (env::OTEL_SERVICE_NAME, "gostint-eu"),
+            (env::OTEL_PROTOCOL, "http/protobuf"),
+        ]))
+        .unwrap()
+        .otlp
+        .unwrap();
+        assert_eq!((o.endpoint.as_str(), o.endpoint_var), ("https://c.example/otlp/traces", env::OTEL_TRACES_ENDPOINT));
+        let h: Vec<(&str, &str)> =
+            o.headers.iter().map(|(k, v)| (k.as_str(), secrecy::ExposeSecret::expose_secret(v))).collect();
+        assert_eq!(h, [("x-api-key", "hunter2,x"), ("tenant", "ops")]);
+        assert_eq!((o.timeout, o.service_name.as_str()), (Duration::from_millis(2500), "gostint-eu"));
+        assert!(!format!("{o:?}").contains("hunter2"), "header values never show in Debug");
+        let off = [(env::OTEL_ENDPOINT, "http://c:4318"), (env::OTEL_SDK_DISABLED, "true")];
+        assert!(Settings::from_source(&src(&off)).unwrap().otlp.is_none());
+        for (var, value) in [
+            (env::OTEL_ENDPOINT, "collector:4318"),
+            (env::OTEL_TRACES_ENDPOINT, "http://"),
+            (env::OTEL_TIMEOUT, "soon"),
+            (env::OTEL_PROTOCOL, "grpc"),
+            (env::OTEL_SDK_DISABLED, "maybe"),
+        ] {
+            let e = Settings::from_source(&src(&[(env::OTEL_ENDPOINT, "http://c:4318"), (var, value)])).unwrap_err();
+            assert!(e.to_string().starts_with(&format!("{var}:")), "{var}={value}: {e}");
+        }
+        let e =
+            Settings::from_source(&src(&[(env::OTEL_ENDPOINT, "http://c:4318"), (env::OTEL_HEADERS, "key-hunter2")]))
+                .unwrap_err();
+        assert!(e.to_string().starts_with("OTEL_EXPORTER_OTLP_HEADERS:") && !e.to_string().contains("hunter2"), "{e}");
+        let e = Settings::from_source(&src(&[(env::OTEL_ENDPOINT, "https://u:hunter2@c.example:4318")])).unwrap_err();
+        let text = e.to_string();
+        assert!(text.starts_with("OTEL_EXPORTER_OTLP_ENDPOINT:") && text.contains("HEADERS"), "{text}");
+        assert!(!text.contains("hunter2") && text.contains("https://<redacted>@c.example:4318"), "{text}");
+        let e = Settings::from_source(&src(&[(env::OTEL_HEADERS, "k=bad%zzhunter2")])).unwrap_err();
+        assert!(!e.to_string().contains("hunter2"), "a header value is never in a message: {e}");
     }
 
     #[test]

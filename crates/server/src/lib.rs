@@ -10,6 +10,7 @@ mod instrument;
 mod listen;
 mod node_state;
 pub mod ops_cli;
+pub mod otel;
 mod tenants;
 mod tls;
 
@@ -334,6 +335,8 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         app_state,
         ops,
     );
+    // With OTLP export on, each request also gets a server span (method, route, status).
+    let app = if settings.otlp.is_some() { otel::http_spans(app) } else { app };
 
     let https = tls_config.is_some();
     let tls_files = match (&settings.tls, &tls_config) {

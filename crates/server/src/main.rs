@@ -58,11 +58,24 @@ enum ConfigCommand {
     Show,
 }
 
-fn init_tracing(debug: bool) {
+/// The JSON log on stdout and, when an OTLP endpoint is set, the trace exporter (its spans
+/// are a `tracing` layer beside the log). Runs inside the runtime: the exporter's batch task
+/// lives on it.
+fn init_tracing(settings: &gostint_config::Settings) -> anyhow::Result<Option<gostint_server::otel::OtlpExport>> {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    use tracing_subscriber::Layer as _;
     // GOSTINT_DEBUG raises gostint's own crates only (docs/design.md §11); RUST_LOG overrides.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(gostint_server::log_filter(debug)));
-    tracing_subscriber::fmt().json().with_env_filter(filter).with_current_span(false).init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(gostint_server::log_filter(settings.debug)));
+    let export = settings.otlp.as_ref().map(gostint_server::otel::OtlpExport::start).transpose()?;
+    // Spans made for the exporter only never show in the log.
+    let log = tracing_subscriber::fmt::layer()
+        .json()
+        .with_current_span(false)
+        .with_filter(tracing_subscriber::filter::filter_fn(|m| m.target() != gostint_server::otel::EXPORT_ONLY_TARGET));
+    tracing_subscriber::registry().with(filter).with(log).with(export.as_ref().map(|e| e.layer())).init();
+    Ok(export)
 }
 
 fn settings() -> Result<gostint_config::Settings, std::process::ExitCode> {
@@ -126,15 +139,29 @@ async fn run() -> std::process::ExitCode {
                 Ok(s) => s,
                 Err(code) => return code,
             };
-            init_tracing(settings.debug);
-            match gostint_server::run(settings).await {
+            let export = match init_tracing(&settings) {
+                Ok(export) => export,
+                Err(e) => {
+                    eprintln!("gostint: configuration error: {e:#}");
+                    return std::process::ExitCode::from(2);
+                }
+            };
+            if let Some(o) = &settings.otlp {
+                tracing::info!(endpoint = %o.endpoint, service_name = %o.service_name, "OTLP trace export on");
+            }
+            let code = match gostint_server::run(settings).await {
                 Ok(()) => std::process::ExitCode::SUCCESS,
                 Err(e) => {
                     tracing::error!(error = format!("{e:#}"), "gostint failed");
                     eprintln!("gostint: {e:#}");
                     std::process::ExitCode::FAILURE
                 }
+            };
+            // The last spans (the drain, "gostint stopped") go out before the process ends.
+            if let Some(export) = export {
+                export.shutdown().await;
             }
+            code
         }
         Command::Config { command: ConfigCommand::Show } => match gostint_server::ops_cli::config_show_env() {
             Ok(text) => {

@@ -39,6 +39,16 @@ const SETTINGS: &[&str] = &[
     env::RETENTION,
     env::STALE_AFTER,
     env::DEBUG,
+    env::OTEL_ENDPOINT,
+    env::OTEL_TRACES_ENDPOINT,
+    env::OTEL_HEADERS,
+    env::OTEL_TRACES_HEADERS,
+    env::OTEL_TIMEOUT,
+    env::OTEL_TRACES_TIMEOUT,
+    env::OTEL_PROTOCOL,
+    env::OTEL_TRACES_PROTOCOL,
+    env::OTEL_SERVICE_NAME,
+    env::OTEL_SDK_DISABLED,
     env::VAULT_ADDR,
     env::VAULT_EXTERNAL_ADDR,
     env::VAULT_CACERT,
@@ -53,9 +63,10 @@ const SETTINGS: &[&str] = &[
 
 const REDACTED: &str = "<redacted>";
 
-/// Whether a variable holds a credential: its value is never shown.
+/// Whether a variable holds a credential: its value is never shown (OTLP headers often
+/// carry an API key).
 fn is_secret(name: &str) -> bool {
-    ["SECRET", "TOKEN", "PASSWORD", "PASSWD"].iter().any(|w| name.contains(w))
+    ["SECRET", "TOKEN", "PASSWORD", "PASSWD"].iter().any(|w| name.contains(w)) || name.ends_with("_HEADERS")
 }
 
 /// A URL's password (`scheme://user:password@host`) replaced by `<redacted>`.
@@ -122,6 +133,10 @@ fn effective(s: &Settings, name: &str) -> Option<String> {
         n if n == env::VAULT_EXTERNAL_ADDR => s.vault.external_addr.clone(),
         n if n == env::VAULT_CLIENT_TIMEOUT => secs(s.vault.timeout),
         n if n == env::DB_CREDS_ROLE => s.db_creds.as_ref()?.creds_role.clone(),
+        n if n == env::OTEL_TRACES_ENDPOINT => redact_url(&s.otlp.as_ref()?.endpoint),
+        n if n == env::OTEL_TRACES_TIMEOUT => format!("{}ms", s.otlp.as_ref()?.timeout.as_millis()),
+        n if n == env::OTEL_TRACES_PROTOCOL => s.otlp.as_ref().map(|_| "http/protobuf".to_string())?,
+        n if n == env::OTEL_SERVICE_NAME => s.otlp.as_ref()?.service_name.clone(),
         _ => return None,
     })
 }
@@ -167,7 +182,7 @@ pub fn config_show_env() -> Result<String, String> {
 /// One line of `gostint check`.
 #[derive(Debug)]
 pub struct CheckLine {
-    /// What was checked (`vault`, `role-id`, `docker`, `store`, `tls`).
+    /// What was checked (`vault`, `role-id`, `docker`, `store`, `tls`; `otlp` with trace export on).
     pub part: &'static str,
     /// Passed.
     pub ok: bool,
@@ -190,7 +205,8 @@ fn line(part: &'static str, r: Result<String, String>) -> CheckLine {
 }
 
 /// `gostint check`: Vault answers, each job role id is known to it, Docker answers, the
-/// store opens and counts, and the certificate loads. Every part is tried, whatever failed
+/// store opens and counts, the certificate loads, and (trace export on) the OTLP collector
+/// accepts an empty export. Every part is tried, whatever failed
 /// before; each is bounded by `limit`.
 pub async fn check(settings: &Settings, limit: Duration) -> Vec<CheckLine> {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -253,7 +269,30 @@ pub async fn check(settings: &Settings, limit: Duration) -> Vec<CheckLine> {
 
     lines.push(line("store", check_store(settings, limit).await));
     lines.push(line("tls", check_tls(settings).await));
+    if let Some(otlp) = &settings.otlp {
+        lines.push(line("otlp", check_otlp(otlp, limit).await));
+    }
     lines
+}
+
+/// With trace export on: the collector accepts an empty OTLP/HTTP protobuf export (an empty
+/// message is valid protobuf), with the configured headers.
+async fn check_otlp(o: &gostint_config::OtlpSettings, limit: Duration) -> Result<String, String> {
+    let shown = &o.endpoint;
+    let var = o.endpoint_var;
+    let client = reqwest::Client::builder()
+        .timeout(limit.min(o.timeout))
+        .build()
+        .map_err(|e| format!("{var}: building the HTTP client: {e}"))?;
+    let mut req = client.post(&o.endpoint).header("content-type", "application/x-protobuf").body(Vec::new());
+    for (k, v) in &o.headers {
+        req = req.header(k.as_str(), secrecy::ExposeSecret::expose_secret(v));
+    }
+    match req.send().await {
+        Ok(r) if r.status().is_success() => Ok(format!("{shown} accepts OTLP/HTTP protobuf traces")),
+        Ok(r) => Err(format!("{var} {shown}: the collector answered {}", r.status())),
+        Err(e) => Err(format!("{var} {shown}: {}", e.without_url())),
+    }
 }
 
 async fn check_store(settings: &Settings, limit: Duration) -> Result<String, String> {
@@ -316,6 +355,8 @@ mod tests {
             ("GOSTINT_RUN_SECRETID", "hunter2-secretid"),
             ("GOSTINT_METRICS_TOKEN", "hunter2-scrape"),
             ("GOSTINT_DBAUTH_TOKEN", "hunter2-dbauth"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector.example:4318"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=hunter2-otlp"),
         ]
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -324,6 +365,12 @@ mod tests {
         assert!(!text.contains("hunter2"), "{text}");
         assert!(text.contains("postgres://gostint:<redacted>@db.example:5432/gostint?sslmode=require"), "{text}");
         assert!(text.contains("GOSTINT_METRICS_TOKEN"), "{text}");
+        assert!(
+            text.lines().any(|l| l.starts_with("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+                && l.ends_with("https://collector.example:4318/v1/traces")),
+            "{text}"
+        );
+        assert!(text.lines().any(|l| l.starts_with("OTEL_SERVICE_NAME") && l.ends_with("gostint")), "{text}");
         assert!(text.lines().any(|l| l.starts_with("GOSTINT_PORT") && l.contains("default") && l.ends_with("3232")));
         assert!(text
             .lines()

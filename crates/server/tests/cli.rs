@@ -253,3 +253,82 @@ fn serve_runs_with_tuned_malloc_unless_the_operator_chose_other_settings() {
     let own = serving_tunables(&svc, Some("glibc.malloc.arena_max=4"));
     assert_eq!(own, "glibc.malloc.arena_max=4");
 }
+
+/// A one-thread HTTP server answering every request 200 (an OTLP collector accepting an empty
+/// export); returns its base URL and the request heads it saw.
+fn tiny_collector() -> (String, std::sync::mpsc::Receiver<String>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for mut conn in listener.incoming().map_while(Result::ok) {
+            let mut buf = Vec::new();
+            let mut chunk = [0u8; 4096];
+            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                match conn.read(&mut chunk) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
+            let _ = conn.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/x-protobuf\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+        }
+    });
+    (url, rx)
+}
+
+#[test]
+fn check_reaches_the_otlp_collector_and_names_the_endpoint_when_it_cannot() {
+    let Some(svc) = services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (url, heads) = tiny_collector();
+    let o = configured(&svc, dir.path())
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &url)
+        .env("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=hunter2-otlp")
+        .arg("check")
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert!(o.status.success(), "{out}");
+    let l = line(&out, "otlp");
+    assert!(l.contains(" ok ") && l.contains(&format!("{url}/v1/traces")), "{out}");
+    let head = heads.recv_timeout(Duration::from_secs(5)).expect("the collector was asked");
+    assert!(head.starts_with("POST /v1/traces ") && head.contains("x-api-key: hunter2-otlp"), "{head}");
+    assert!(!out.contains("hunter2"), "{out}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let o = configured(&svc, dir.path())
+        .env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", format!("http://{closed}/v1/traces"))
+        .args(["check", "--timeout", "5"])
+        .output()
+        .unwrap();
+    let out = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{out}");
+    let l = line(&out, "otlp");
+    assert!(
+        l.contains("FAILED") && l.contains("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") && l.contains(&closed.to_string()),
+        "{out}"
+    );
+    assert!(line(&out, "vault").contains(" ok "), "the other parts are still checked: {out}");
+}
+
+#[test]
+fn serve_refuses_a_bad_otlp_setting_naming_it() {
+    for (var, value) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "soon"),
+    ] {
+        let o = gostint()
+            .env("VAULT_ADDR", "http://127.0.0.1:8200")
+            .env("GOSTINT_ROLEID", "role")
+            .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+            .env(var, value)
+            .arg("serve")
+            .output()
+            .unwrap();
+        assert_eq!(o.status.code(), Some(2), "{var}={value}: {}", text(&o));
+        assert!(text(&o).contains(&format!("configuration error: {var}:")), "{}", text(&o));
+    }
+}

@@ -6,6 +6,7 @@ mod drain;
 mod harden;
 mod lifecycle;
 mod modes;
+mod otlp;
 mod reliab;
 mod sandbox;
 mod support;
