@@ -62,12 +62,16 @@ fn authority(addr: &str) -> anyhow::Result<(String, &str)> {
 
 /// The sum of `gostint_interception_alerts_total` on the node's metrics.
 async fn interception_alerts(rig: &Rig) -> anyhow::Result<f64> {
-    let text = rig.api.http.get(format!("{}/v1/api/metrics", rig.api.url)).send().await?.text().await?;
+    let r = rig.api.http.get(format!("{}/v1/api/metrics", rig.api.url)).send().await?;
+    anyhow::ensure!(r.status().is_success(), "/v1/api/metrics answered {}", r.status());
+    let text = r.text().await?;
+    anyhow::ensure!(text.contains("gostint_"), "/v1/api/metrics carries no gostint metric");
+    // A counter none of whose labels was ever incremented has no line: 0.
     Ok(text
         .lines()
         .filter(|l| l.starts_with("gostint_interception_alerts_total"))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum())
+        .fold(0.0, |a, b| a + b))
 }
 
 async fn stall(ctx: &Ctx, name: &str, client_timeout: &str) -> anyhow::Result<Figures> {
