@@ -257,7 +257,7 @@ fn pg_restart(ctx: &Ctx) -> BoxFuture<'_, anyhow::Result<Figures>> {
         let pg = PgCluster::init().await?;
         let rig = pg_rig(ctx, pg.url(), &[("GOSTINT_STORE_TIMEOUT", "2s")]).await?;
         let qs = queues("pgrestart", 8);
-        let load = Steady::start(rig.api.clone(), ctx.svc.image.clone(), qs, Duration::from_millis(200), "sleep 0.2");
+        let load = Steady::start(rig.api.clone(), ctx.svc.image.clone(), qs, Duration::from_millis(300), "sleep 0.2");
         tokio::time::sleep(Duration::from_secs(3)).await;
         let before = pg.postmaster_pid();
         let t0 = Instant::now();
