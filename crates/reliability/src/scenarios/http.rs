@@ -108,7 +108,8 @@ fn slow_clients(ctx: &Ctx) -> BoxFuture<'_, anyhow::Result<Figures>> {
         let fmt = |v: f64| if v.is_infinite() { format!(">{}", HOLD_BOUND.as_secs()) } else { format!("{v:.1}") };
         f.note("silent_max_hold_s", fmt(max(false)));
         f.note("trickle_max_hold_s", fmt(max(true)));
-        f.recover_s = Some(holds.iter().map(|h| h.1).fold(0.0, f64::max));
+        let worst = holds.iter().map(|h| h.1).fold(0.0, f64::max);
+        f.recover_s = worst.is_finite().then_some(worst);
         let worst_normal = normal.iter().map(|n| n.1).fold(0.0, f64::max);
         f.note("normal_max_s", format!("{worst_normal:.2}"));
         f.check(refused == 0, format!("{refused} connections refused"));
@@ -196,7 +197,7 @@ fn fuzz(ctx: &Ctx) -> BoxFuture<'_, anyhow::Result<Figures>> {
         for i in 0..HEAD_CASES {
             let (req, complete) = head_case(&mut rng, &shared_wrap, i);
             cases += 1;
-            let r = tokio::time::timeout(CASE_BOUND, raw(&addr, &req)).await;
+            let r = tokio::time::timeout(CASE_BOUND, raw(&addr, &req, complete)).await;
             let label =
                 format!("head case {i} ({})", String::from_utf8_lossy(&req[..req.len().min(60)]).escape_debug());
             match r {
@@ -414,7 +415,18 @@ fn content_case(rng: &mut StdRng, i: usize) -> String {
 }
 
 /// A raw request head (and body); whether it is a complete request that deserves an answer.
+/// Complete requests ask for `Connection: close`, so the answer ends the connection.
 fn head_case(rng: &mut StdRng, wrap: &str, i: usize) -> (Vec<u8>, bool) {
+    let (mut req, complete) = head_case_inner(rng, wrap, i);
+    if complete {
+        if let Some(at) = req.windows(9).position(|w| w == b"Host: x\r\n") {
+            req.splice(at + 9..at + 9, b"Connection: close\r\n".iter().copied());
+        }
+    }
+    (req, complete)
+}
+
+fn head_case_inner(rng: &mut StdRng, wrap: &str, i: usize) -> (Vec<u8>, bool) {
     let body = json!({"qname": "fuzz-head", "container_image": "none:latest", "run": ["true"], "wrap_secret_id": wrap})
         .to_string();
     let n = body.len();
@@ -440,14 +452,17 @@ fn head_case(rng: &mut StdRng, wrap: &str, i: usize) -> (Vec<u8>, bool) {
     }
 }
 
-/// Sends raw bytes on a fresh connection, closes the write side, reads the answer: its
-/// status code, or `None` when the server closed without one.
-async fn raw(addr: &str, req: &[u8]) -> anyhow::Result<Option<u16>> {
+/// Sends raw bytes on a fresh connection (closing the write side after an incomplete
+/// request, so the server sees its end), reads the answer: its status code, or `None` when
+/// the server closed without one.
+async fn raw(addr: &str, req: &[u8], complete: bool) -> anyhow::Result<Option<u16>> {
     let mut s = TcpStream::connect(addr).await?;
     // The server may answer (431, 400) and close before reading everything: a failed write
     // is then fine, the answer is what counts.
     let _ = s.write_all(req).await;
-    let _ = s.shutdown().await;
+    if !complete {
+        let _ = s.shutdown().await;
+    }
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {

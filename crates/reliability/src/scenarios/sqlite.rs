@@ -40,6 +40,13 @@ pub fn scenarios() -> Vec<Scenario> {
         root: false,
         promise: "as drain-short with GOSTINT_DRAIN_TIMEOUT=30s",
         run: drain_long,
+    },
+    Scenario {
+        name: "disk-full",
+        quick: true,
+        root: true,
+        promise: "the SQLite database on a small tmpfs filled up while jobs are posted and print large output: POSTs are refused (503) rather than lost, and once space is freed the same process recovers: every accepted job ends, none lost or stuck, new jobs run",
+        run: disk_full,
     }]
 }
 
@@ -198,6 +205,108 @@ async fn drain(ctx: &Ctx, name: &str, limit_s: u64) -> anyhow::Result<Figures> {
     f.check(early == 0, format!("{early} queued jobs were claimed during the drain"));
     check_end_times(&mut f, a.jobs.values());
     Ok(f)
+}
+
+/// A tmpfs mounted for a scenario, unmounted (lazily) at drop.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    async fn mount(at: &std::path::Path, size: &str) -> anyhow::Result<Tmpfs> {
+        std::fs::create_dir_all(at)?;
+        let out = tokio::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .await?;
+        anyhow::ensure!(out.status.success(), "mount tmpfs: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(Tmpfs(at.to_path_buf()))
+    }
+
+    /// Free bytes (df).
+    fn free(&self) -> u64 {
+        let out = std::process::Command::new("df").args(["-B1", "--output=avail"]).arg(&self.0).output();
+        out.ok()
+            .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().nth(1).and_then(|l| l.trim().parse().ok()))
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+fn disk_full(ctx: &Ctx) -> BoxFuture<'_, anyhow::Result<Figures>> {
+    Box::pin(async move {
+        let mut f = Figures::new("disk-full");
+        let dir = tempfile::Builder::new().prefix("gostint-rel-").tempdir()?;
+        let fs = Tmpfs::mount(&dir.path().join("mnt"), "8m").await?;
+        let opts = crate::node::NodeOpts::with_db(dir.path(), format!("sqlite://{}/gostint.db", fs.0.display()))?;
+        let rig = Rig::with_opts(ctx, dir, opts).await?;
+        let pid = rig.node.pid();
+        // Leave about 512 KiB.
+        let filler = fs.0.join("filler");
+        std::fs::write(&filler, vec![0u8; fs.free().saturating_sub(512 << 10) as usize])?;
+        let qs = queues("full", 4);
+        let image = ctx.svc.image.clone();
+        let pad = "p".repeat(64 << 10);
+        let sub = submit(&rig.api, 30, &qs, 4, move |q, _| {
+            serde_json::json!({
+                "qname": q,
+                "container_image": image,
+                "run": ["sh", "-c", "head -c 200000 /dev/zero | tr '\\0' x; echo; echo done", pad],
+            })
+        })
+        .await;
+        let refused_503 = sub.refused.iter().filter(|r| r.contains("503")).count();
+        let other: Vec<&String> = sub.refused.iter().filter(|r| !r.contains("503")).collect();
+        f.note("accepted_while_full", sub.accepted.len());
+        f.note("refused_503", refused_503);
+        f.check(refused_503 > 0, "the disk never filled: no POST was refused");
+        f.check(other.is_empty(), format!("POSTs refused otherwise than 503: {:?}", other.first()));
+        // The accepted jobs run (and fail to store their output) for a while.
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        std::fs::remove_file(&filler)?;
+        let freed = Instant::now();
+        // Recovered: a new job is accepted and ends.
+        let image = ctx.svc.image.clone();
+        let mut after = Vec::new();
+        let t = Instant::now();
+        let first_after = loop {
+            match rig.api.submit(sh_job(&image, "full-after", "echo after")).await {
+                Ok(id) => break id,
+                Err(e) if t.elapsed() > Duration::from_secs(60) => {
+                    anyhow::bail!("no POST accepted 60 s after freeing space: {e:#}")
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+            }
+        };
+        let j = rig.api.wait_final(&first_after, Duration::from_secs(120)).await?;
+        f.recover_s = Some(freed.elapsed().as_secs_f64());
+        f.check(j["status"] == "success", format!("the first job after freeing space: {}", short(&j)));
+        after.push(Accepted { id: first_after, qname: "full-after".into() });
+        let image = ctx.svc.image.clone();
+        let sub2 = submit(&rig.api, 8, &qs, 4, move |q, _| sh_job(&image, q, "echo after")).await;
+        f.check(sub2.refused.is_empty(), format!("POSTs refused after freeing space: {:?}", sub2.refused.first()));
+        after.extend(sub2.accepted);
+        f.check(
+            rig.node.pid() == pid && crate::sample::sample(pid).is_some(),
+            "the node did not keep running through the full disk",
+        );
+        let mut all = sub.accepted.clone();
+        all.extend(after.iter().cloned());
+        let a = rig.finish(&mut f, &all, Duration::from_secs(240)).await;
+        f.note("statuses", format!("{:?}", a.statuses));
+        let after_ok = after.iter().filter(|x| a.job(&x.id).is_some_and(|j| j["status"] == "success")).count();
+        f.check(
+            after_ok == after.len(),
+            format!("{after_ok} of {} jobs posted after freeing space ended success", after.len()),
+        );
+        check_end_times(&mut f, a.jobs.values());
+        drop(fs);
+        Ok(f)
+    })
 }
 
 /// Milliseconds since the epoch, now.
