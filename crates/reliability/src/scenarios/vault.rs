@@ -102,9 +102,10 @@ async fn stall(ctx: &Ctx, name: &str, client_timeout: &str) -> anyhow::Result<Fi
     proxy.stall(false);
     let resumed = Instant::now();
     f.note("stall_s", format!("{:.1}", resumed.duration_since(stalled).as_secs_f64()));
-    // Recovered: a job submitted after the stall runs.
+    // Recovered: a job submitted after the stall, in a queue of its own (not behind the
+    // stalled ones), runs.
     let img = ctx.svc.image.clone();
-    let after = submit(&rig.api, 1, &qs[..1], 1, move |q, _| sh_job(&img, q, "echo ok")).await;
+    let after = submit(&rig.api, 1, &queues("vstall-after", 1), 1, move |q, _| sh_job(&img, q, "echo ok")).await;
     let after_id = after
         .accepted
         .first()
