@@ -123,10 +123,17 @@ impl Steady {
         v.iter().filter(|p| p.at >= t).find_map(|p| p.result.as_ref().ok().map(|a| (p.at, a.clone())))
     }
 
-    async fn finish(self) -> Vec<Post> {
+    async fn finish(mut self) -> Vec<Post> {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.task.await;
+        let _ = (&mut self.task).await;
         std::mem::take(&mut *self.posts.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+impl Drop for Steady {
+    /// A scenario that fails half-way stops its load with it.
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 
