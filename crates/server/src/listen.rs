@@ -4,14 +4,22 @@
 //! are counted in `gostint_http_connections_open`, the TLS handshake and request headers
 //! must arrive within `GOSTINT_HEADER_TIMEOUT` (idle keep-alive connections end after it
 //! too), and at shutdown each connection finishes its request within 5 s.
+//!
+//! The header timeout also covers a client that sends nothing at all: hyper-util's protocol
+//! detection (HTTP/1 or HTTP/2 preface) reads the first bytes before hyper's own header
+//! timer starts, with no limit of its own, so [`FirstBytes`] ends the connection when the
+//! first [`PREFACE`] bytes do not arrive within the header timeout (issue 16: found by the
+//! reliability suite's `slow-clients` scenario, silent connections held for good).
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
 use hyper_util::service::TowerToHyperService;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
@@ -75,12 +83,14 @@ pub(crate) async fn serve(l: Listen, app: axum::Router, stop: CancellationToken,
             let _guard = guard;
             let svc = TowerToHyperService::new(app);
             match tls {
-                None => connection(&builder, TokioIo::new(tcp), svc, stop).await,
+                None => connection(&builder, TokioIo::new(FirstBytes::new(tcp, ht)), svc, stop).await,
                 Some(config) => {
                     match tokio::time::timeout(ht, tokio_rustls::TlsAcceptor::from(config.get_inner()).accept(tcp))
                         .await
                     {
-                        Ok(Ok(stream)) => connection(&builder, TokioIo::new(stream), svc, stop).await,
+                        Ok(Ok(stream)) => {
+                            connection(&builder, TokioIo::new(FirstBytes::new(stream, ht)), svc, stop).await
+                        }
                         Ok(Err(e)) => debug!(error = %e, "TLS handshake failed"),
                         Err(_) => debug!("TLS handshake timed out"),
                     }
@@ -106,5 +116,118 @@ async fn connection<I>(
             conn.as_mut().graceful_shutdown();
             let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
         }
+    }
+}
+
+/// The bytes hyper-util reads to tell HTTP/1 from HTTP/2 (the HTTP/2 connection preface).
+pub(crate) const PREFACE: usize = 24;
+
+/// A connection whose first [`PREFACE`] bytes must arrive before a deadline: a read still
+/// waiting for them then fails with `TimedOut`, which ends the connection. After them (or
+/// at end of stream) it is the plain stream; hyper's header timer takes over.
+pub(crate) struct FirstBytes<I> {
+    inner: I,
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
+    seen: usize,
+}
+
+impl<I> FirstBytes<I> {
+    pub(crate) fn new(inner: I, limit: Duration) -> Self {
+        Self { inner, deadline: Some(Box::pin(tokio::time::sleep(limit))), seen: 0 }
+    }
+}
+
+impl<I: AsyncRead + Unpin> AsyncRead for FirstBytes<I> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.inner).poll_read(cx, buf);
+        if this.deadline.is_none() {
+            return r;
+        }
+        match &r {
+            Poll::Ready(Ok(())) => {
+                let got = buf.filled().len() - before;
+                this.seen += got;
+                if got == 0 || this.seen >= PREFACE {
+                    this.deadline = None;
+                }
+                r
+            }
+            Poll::Ready(Err(_)) => r,
+            Poll::Pending => match this.deadline.as_mut().map(|d| std::future::Future::poll(d.as_mut(), cx)) {
+                Some(Poll::Ready(())) => {
+                    debug!("no request bytes within the header timeout");
+                    Poll::Ready(Err(std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        "no request bytes within the header timeout",
+                    )))
+                }
+                _ => Poll::Pending,
+            },
+        }
+    }
+}
+
+impl<I: AsyncWrite + Unpin> AsyncWrite for FirstBytes<I> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write(cx, buf)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.inner).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_silent_stream_fails_its_read_at_the_deadline() {
+        let (a, _b) = tokio::io::duplex(64);
+        let mut s = FirstBytes::new(a, Duration::from_millis(200));
+        let t = Instant::now();
+        let mut buf = [0u8; 8];
+        let e = s.read(&mut buf).await.unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+        assert!(t.elapsed() >= Duration::from_millis(190) && t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    }
+
+    #[tokio::test]
+    async fn a_short_prefix_then_silence_also_fails_but_a_full_one_disarms_the_deadline() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut s = FirstBytes::new(a, Duration::from_millis(200));
+        b.write_all(b"PRI").await.unwrap();
+        let mut buf = [0u8; 64];
+        assert_eq!(s.read(&mut buf).await.unwrap(), 3);
+        assert_eq!(s.read(&mut buf).await.unwrap_err().kind(), std::io::ErrorKind::TimedOut);
+
+        let (a, mut b) = tokio::io::duplex(64);
+        let mut s = FirstBytes::new(a, Duration::from_millis(200));
+        b.write_all(&[b'G'; PREFACE]).await.unwrap();
+        assert_eq!(s.read(&mut buf).await.unwrap(), PREFACE);
+        // Past the deadline, a read still waits for data rather than failing.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        b.write_all(b"more").await.unwrap();
+        assert_eq!(s.read(&mut buf).await.unwrap(), 4);
     }
 }

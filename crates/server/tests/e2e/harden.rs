@@ -274,6 +274,42 @@ async fn slow_header_clients_neither_starve_requests_nor_exhaust_descriptors() {
     app.stop().await;
 }
 
+/// Issue 16 (found by the reliability suite's `slow-clients` scenario): a client that
+/// connects and sends nothing is closed after the header timeout too (before: held for good,
+/// hyper-util's HTTP version detection read the first bytes without any limit), over plain
+/// HTTP and after a TLS handshake.
+#[tokio::test]
+async fn silent_clients_are_closed_after_the_header_timeout() {
+    for plain in [true, false] {
+        let extra: &[(&str, &str)] =
+            if plain { &[PLAIN, ("GOSTINT_HEADER_TIMEOUT", "2s")] } else { &[("GOSTINT_HEADER_TIMEOUT", "2s")] };
+        let Some(app) = spawn_app_with(extra).await else { return };
+        let addr = app.url.trim_start_matches("http://").trim_start_matches("https://").to_string();
+        let start = Instant::now();
+        let mut silent = Vec::new();
+        for _ in 0..50 {
+            silent.push(TcpStream::connect(&addr).await.expect("connect"));
+        }
+        for s in &mut silent {
+            let mut buf = [0u8; 512];
+            let r = tokio::time::timeout(Duration::from_secs(20), async {
+                loop {
+                    match s.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(_) => {}
+                    }
+                }
+            })
+            .await;
+            assert!(r.is_ok(), "a silent connection was still held 20 s after connecting (plain: {plain})");
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "closed after {:?}", start.elapsed());
+        let (code, _) = app.get(None, "/v1/api/health?k=state").await;
+        assert_eq!(code, 200);
+        app.stop().await;
+    }
+}
+
 #[tokio::test]
 async fn requests_beyond_the_cap_get_503_at_once() {
     let Some(app) = spawn_app_with(&[PLAIN, ("GOSTINT_MAX_REQUESTS", "2")]).await else { return };
