@@ -8,6 +8,7 @@ mod lifecycle;
 mod modes;
 mod reliab;
 mod sandbox;
+mod streams;
 mod support;
 mod tenants;
 mod ui;
