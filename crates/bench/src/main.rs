@@ -8,6 +8,8 @@
 //! - 4: submission throughput vs OpenBao's own `lookup-self` rate;
 //! - 5: queue scale: enqueue rate, claim latency from 100 to 100,000 queued, server RSS;
 //! - 6: 4 and 5 on PostgreSQL;
+//! - 7: `gostint-client run` vs `docker run --rm` (`live.rs`);
+//! - 8: live output's delivery delay, job line → SSE client (`live.rs`);
 //! - 9: memory given back after a burst, by allocator (`alloc.rs`).
 //!
 //! Everything runs on loopback. CPU time per process group is read from `/proc` around each
@@ -17,6 +19,7 @@ mod alloc;
 mod cpu;
 mod events;
 mod jobs;
+mod live;
 mod perf;
 mod pin;
 mod report;
@@ -36,7 +39,7 @@ struct Args {
     /// Fewer runs and a smaller queue-scale test: a smoke check, not figures to quote.
     #[arg(long)]
     quick: bool,
-    /// Only these figures (1-6), e.g. `--only 1 --only 4` or `--only 1,4`.
+    /// Only these figures (1-9), e.g. `--only 1 --only 4` or `--only 1,4`.
     #[arg(long, value_delimiter = ',')]
     only: Vec<u8>,
     /// Queued jobs for figures 5 and 6 (default 100000; --quick 10000).
@@ -137,7 +140,11 @@ async fn main() -> anyhow::Result<()> {
     let scale = args.scale.unwrap_or(if args.quick { 10_000 } else { 100_000 });
     let started = std::time::Instant::now();
     println!("gostint-bench {} run on {}", if args.quick { "quick" } else { "full" }, machine());
-    println!("release build; job image {} already in the engine (not pulled)", svc.image);
+    println!(
+        "{} build; job image {} already in the engine (not pulled)",
+        if cfg!(debug_assertions) { "DEBUG" } else { "release" },
+        svc.image
+    );
     let mut rows = Vec::new();
     if want(1) || want(2) || want(3) {
         let b = target::InProcess::start(&svc, None).await?;
@@ -184,6 +191,16 @@ async fn main() -> anyhow::Result<()> {
             None => println!("== 6. skipped: no GOSTINT_TEST_DATABASE_URL (scripts/services up starts PostgreSQL)"),
             Some(base) => postgres(&svc, &base, &args, subs, scale, &mut rows).await?,
         }
+    }
+    if want(7) || want(8) {
+        let b = target::InProcess::start(&svc, None).await?;
+        if want(7) {
+            live::fig7(&b, if args.quick { 6 } else { 20 }, &mut rows).await?;
+        }
+        if want(8) {
+            live::fig8(&b, if args.quick { 2 } else { 4 }, 20, &mut rows).await?;
+        }
+        b.server.shutdown().await;
     }
     if want(9) {
         alloc::fig9(&svc, args.quick, &mut rows).await?;

@@ -9,6 +9,7 @@ pub(crate) struct Stats {
     pub(crate) median: f64,
     pub(crate) p10: f64,
     pub(crate) p90: f64,
+    pub(crate) p95: f64,
     pub(crate) p99: f64,
 }
 
@@ -16,11 +17,11 @@ pub(crate) struct Stats {
 pub(crate) fn stats(mut v: Vec<f64>) -> Stats {
     v.retain(|x| !x.is_nan());
     if v.is_empty() {
-        return Stats { n: 0, median: f64::NAN, p10: f64::NAN, p90: f64::NAN, p99: f64::NAN };
+        return Stats { n: 0, median: f64::NAN, p10: f64::NAN, p90: f64::NAN, p95: f64::NAN, p99: f64::NAN };
     }
     v.sort_by(|a, b| a.total_cmp(b));
     let q = |p: f64| v[((v.len() - 1) as f64 * p).round() as usize];
-    Stats { n: v.len(), median: q(0.5), p10: q(0.1), p90: q(0.9), p99: q(0.99) }
+    Stats { n: v.len(), median: q(0.5), p10: q(0.1), p90: q(0.9), p95: q(0.95), p99: q(0.99) }
 }
 
 /// Median of a sample (NaN when empty).

@@ -133,6 +133,11 @@ impl InProcess {
         Ok(Self { svc: svc.clone(), req, t, server, _dir: dir })
     }
 
+    /// The server's self-signed certificate (PEM), for clients that must trust it.
+    pub(crate) fn cert(&self) -> PathBuf {
+        self._dir.path().join("cert.pem")
+    }
+
     /// Response-wrapped secret ids, made before a timed section.
     pub(crate) async fn wraps(&self, n: usize) -> Vec<String> {
         let mut out = Vec::with_capacity(n);
@@ -141,6 +146,14 @@ impl InProcess {
         }
         out
     }
+}
+
+/// The `gostint-client` binary beside this one (same profile).
+pub(crate) fn client_bin() -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let bin = me.parent().context("exe dir")?.join("gostint-client");
+    anyhow::ensure!(bin.exists(), "{} not built (cargo build -p gostint-client)", bin.display());
+    Ok(bin)
 }
 
 /// The release `gostint` binary beside this one.

@@ -127,6 +127,7 @@ macro_rules! __with_every_check {
             delete_removes_queued_and_final_jobs,
             delete_refuses_active_jobs,
             delete_of_another_owners_job_is_not_found,
+            delete_of_a_queued_job_wakes_its_followers,
             list_is_newest_first_with_later_insertion_first_on_ties,
             list_pages_with_skip_and_limit,
             list_shows_and_counts_only_visible_jobs,
@@ -894,6 +895,50 @@ pub async fn delete_removes_queued_and_final_jobs(s: Subject) {
     assert!(finish(&s, &next, &node_a(), JobStatus::Success, at(4)).await);
     assert_eq!(s.store.delete(&next, Visibility::Owner(&alice())).await.expect("delete"), DeleteOutcome::Deleted);
     assert!(s.store.get(&next).await.expect("get").is_none());
+}
+
+/// Deleting a queued job delivers [`StoreEvent::JobChanged`](gostint_core::StoreEvent) of
+/// it to the sink given to `listen` (within 1 s), so a stream or long-poll following the
+/// queued job ends at once instead of sleeping on a job that no longer exists. A shared
+/// store (PostgreSQL) delivers it through its listener (every node); a single-process one
+/// (SQLite), whose `listen` returns at once, keeps the sink and calls it in-process.
+pub async fn delete_of_a_queued_job_wakes_its_followers(s: Subject) {
+    let (tx, mut events) = tokio::sync::mpsc::unbounded_channel();
+    let sink: gostint_core::EventSink = Arc::new(move |event| {
+        let _ = tx.send(event);
+    });
+    let store = s.store.clone();
+    let listening = tokio::spawn(async move { store.listen(sink).await });
+    let running = if s.delivers_events {
+        // Let the listener subscribe first.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        Some(listening)
+    } else {
+        let done = tokio::time::timeout(Duration::from_millis(500), listening).await;
+        done.expect("a single-process store's listen returns at once").expect("join").expect("listen");
+        None
+    };
+    let queued = enqueue(&s, "q", &alice(), at(1)).await;
+    let other = enqueue(&s, "other", &alice(), at(2)).await;
+    while events.try_recv().is_ok() {}
+    assert_eq!(s.store.delete(&queued, Visibility::Owner(&alice())).await.expect("delete"), DeleteOutcome::Deleted);
+    let start = std::time::Instant::now();
+    loop {
+        let left = Duration::from_secs(1).saturating_sub(start.elapsed());
+        match tokio::time::timeout(left, events.recv()).await {
+            Ok(Some(gostint_core::StoreEvent::JobChanged(id))) if id == queued => break,
+            Ok(Some(gostint_core::StoreEvent::JobChanged(id))) => {
+                assert_ne!(id, other, "a delete announced another job");
+            }
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the sink was dropped before the delete was announced"),
+            Err(_) => panic!("no JobChanged({queued}) within 1 s of deleting the queued job"),
+        }
+    }
+    assert_eq!(s.store.delete(&queued, Visibility::All).await.expect("delete"), DeleteOutcome::NotFound);
+    if let Some(task) = running {
+        task.abort();
+    }
 }
 
 /// `running` and `stopping` jobs are not deleted, even by an admin.

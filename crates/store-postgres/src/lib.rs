@@ -951,20 +951,25 @@ impl JobStore for PgJobStore {
 
     async fn delete(&self, id: &JobId, who: Visibility<'_>) -> Result<DeleteOutcome, StoreError> {
         // One conditional DELETE (docs/design.md §2.8). The other parts of the statement read the
-        // snapshot from before it, so `visible` explains a refusal, and deleting a queued
-        // job (perhaps a queue's head) wakes the claimers.
+        // snapshot from before it, so `visible` explains a refusal, deleting a queued
+        // job (perhaps a queue's head) wakes the claimers, and any delete wakes the job's
+        // followers on every node (`job:<id>`: a stream of a queued job must end now).
         let row = sqlx::query(
             "WITH del AS (
                DELETE FROM jobs
                WHERE id = $1 AND ($2::text IS NULL OR owner = $2) AND status NOT IN ('running', 'stopping')
-               RETURNING status
+               RETURNING id, status
              ),
              note AS (
                SELECT pg_notify('gostint_events', 'claimable')::text FROM del WHERE del.status = 'queued'
+             ),
+             gone AS (
+               SELECT pg_notify('gostint_events', 'job:' || del.id)::text FROM del
              )
              SELECT (SELECT count(*) FROM del) AS deleted,
                     EXISTS (SELECT 1 FROM jobs WHERE id = $1 AND ($2::text IS NULL OR owner = $2)) AS visible,
-                    (SELECT count(*) FROM note) AS notified",
+                    (SELECT count(*) FROM note) AS notified,
+                    (SELECT count(*) FROM gone) AS announced",
         )
         .bind(id.to_hex())
         .bind(owner_of(&who).map(text))

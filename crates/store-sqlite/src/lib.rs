@@ -17,13 +17,13 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use gostint_core::{
     DeleteOutcome, JobDefinition, JobEvent, JobId, JobRecord, JobStatus, JobStore, KillOutcome, NewJob, NodeId,
-    Outcome, Owner, StoreError, TenantLoad, Timestamp, Visibility,
+    Outcome, Owner, StoreError, StoreEvent, TenantLoad, Timestamp, Visibility,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::Row;
@@ -213,6 +213,20 @@ pub struct SqliteJobStore {
     tenant_max_running: AtomicUsize,
     /// `GOSTINT_TENANT_MAX_QUEUED` (`0` = no cap), read by each insert group.
     tenant_max_queued: Arc<AtomicU64>,
+    /// The sinks handed to [`JobStore::listen`]: the in-process signal for the changes no
+    /// worker or handler announces itself (a deleted queued job, whose followers must end).
+    sinks: Sinks,
+}
+
+/// The sinks [`JobStore::listen`] was given (a closure has no `Debug`: only their count shows).
+#[derive(Default)]
+struct Sinks(Mutex<Vec<gostint_core::EventSink>>);
+
+impl std::fmt::Debug for Sinks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.0.lock().map(|s| s.len()).unwrap_or(0);
+        write!(f, "Sinks({n})")
+    }
 }
 
 impl SqliteJobStore {
@@ -281,7 +295,16 @@ impl SqliteJobStore {
             _lock: lock,
             tenant_max_running: AtomicUsize::new(0),
             tenant_max_queued,
+            sinks: Sinks::default(),
         })
+    }
+
+    /// Hands `event` to every sink given to [`JobStore::listen`].
+    fn announce(&self, event: &StoreEvent) {
+        let sinks = self.sinks.0.lock().map(|s| s.clone()).unwrap_or_default();
+        for sink in sinks {
+            sink(event.clone());
+        }
     }
 
     /// The database file.
@@ -861,6 +884,10 @@ impl JobStore for SqliteJobStore {
             }
         };
         tx.commit().await.map_err(backend)?;
+        if outcome == DeleteOutcome::Deleted {
+            // Streams and long-polls following the job (perhaps still queued) must end now.
+            self.announce(&StoreEvent::JobChanged(*id));
+        }
         Ok(outcome)
     }
 
@@ -991,8 +1018,13 @@ impl JobStore for SqliteJobStore {
         rows.iter().map(|r| r.try_get::<String, _>("node_uuid").map(NodeId::new).map_err(backend)).collect()
     }
 
-    async fn listen(&self, _sink: gostint_core::EventSink) -> Result<(), StoreError> {
-        // One process per SQLite file: every event is in-process already.
+    async fn listen(&self, sink: gostint_core::EventSink) -> Result<(), StoreError> {
+        // One process per SQLite file: no other process causes events, so this returns at
+        // once. The sink is kept for the one change nobody else announces in-process: a
+        // delete (its followers must hear that the job is gone).
+        if let Ok(mut sinks) = self.sinks.0.lock() {
+            sinks.push(sink);
+        }
         Ok(())
     }
 

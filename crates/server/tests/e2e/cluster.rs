@@ -1,5 +1,6 @@
 //! Several `gostint` nodes on one PostgreSQL, each running real Docker jobs: the queue
-//! invariants across nodes, a node lost to SIGKILL, and a kill posted to another node.
+//! invariants across nodes, a node lost to SIGKILL, a kill posted to another node, and a
+//! job's live output streamed from a node that does not run it.
 
 use std::collections::HashMap;
 use std::process::Command;
@@ -7,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::support::{ms, spawn_app_with, Node, TestApp};
+use crate::support::{ms, spawn_app_with, Node, Sse, TestApp};
 
 /// A fresh database on the test PostgreSQL; its URL.
 fn fresh_database(base: &str, name: &str) -> String {
@@ -180,6 +181,127 @@ async fn a_kill_posted_to_one_node_stops_a_job_running_on_another() {
     assert!(after < Duration::from_secs(1), "kill reached the owner in {after:?}");
     let j = wait_final(&nodes[0], &token, &id, Duration::from_secs(20)).await;
     assert_eq!((j["status"].as_str(), j["output"].as_str()), (Some("failed"), Some("begun\n")), "{j}");
+    for n in nodes {
+        n.signal("-TERM");
+        n.wait_exit(Duration::from_secs(30));
+    }
+    helper.stop().await;
+}
+
+#[tokio::test]
+async fn a_job_running_on_one_node_streams_live_from_another() {
+    // Node A starts alone, so the job can only be claimed by A; node B joins once it runs.
+    let Some((helper, mut nodes, db)) = cluster(1, &[]).await else { return };
+    let token = helper.req.token(None, &["default"]).await;
+    let a = nodes.remove(0);
+    let id = a
+        .submit(
+            &helper,
+            &token,
+            json!({"container_image": helper.svc.image, "run": ["sh", "-c", "sleep 6; echo tick1; sleep 5; echo tick2"]}),
+        )
+        .await;
+    a.wait_status(&token, &id, "running").await;
+    let b = Node::start(&helper, &db, &[]).await;
+    let (a_uuid, b_uuid) = (a.health("node_uuid").await.unwrap(), b.health("node_uuid").await.unwrap());
+    assert_ne!(a_uuid, b_uuid);
+    let view = b.job(&token, &id).await;
+    assert_eq!(view["node_uuid"], a_uuid.as_str(), "node A runs the job: {view}");
+    assert_eq!(view["output"], "", "the stream opens before tick1 is written: {view}");
+
+    let http = reqwest::Client::new();
+    let mut stream = Sse::open(&http, &b.url, &token, &id).await;
+    let first = stream.next().await.expect("a first event");
+    assert_eq!((first.name.as_str(), first.data.as_str()), ("status", "running"), "{first:?}");
+    let mut tick1 = None;
+    let mut end = None;
+    let mut stdout = String::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while let Ok(Some(ev)) = tokio::time::timeout_at(deadline.into(), stream.next()).await {
+        match ev.name.as_str() {
+            "stdout" => {
+                stdout.push_str(&ev.data);
+                if tick1.is_none() && stdout.contains("tick1") {
+                    tick1 = Some(ev.at);
+                }
+            }
+            "end" => {
+                end = Some(ev);
+                break;
+            }
+            _ => {}
+        }
+    }
+    let tick1 = tick1.expect("tick1 came on node B's stream");
+    let end = end.expect("the stream ended with an end event");
+    let lead = end.at.duration_since(tick1);
+    eprintln!("tick1 on node B's stream {lead:?} before the end");
+    assert!(lead >= Duration::from_secs(3), "tick1 came only {lead:?} before the end: not live");
+    assert_eq!(stdout, "tick1\ntick2\n", "the stream's stdout");
+    let last: Value = serde_json::from_str(&end.data).expect("the end event is the final view");
+    assert_eq!(last["status"], "success", "{last}");
+    assert_eq!(last["output"], "tick1\ntick2\n", "{last}");
+    assert_eq!(last["node_uuid"], a_uuid.as_str(), "{last}");
+    assert!(stream.next().await.is_none(), "the stream closes after end");
+    for n in [a, b] {
+        n.signal("-TERM");
+        n.wait_exit(Duration::from_secs(30));
+    }
+    helper.stop().await;
+}
+
+#[tokio::test]
+async fn a_stream_and_a_long_poll_of_a_queued_job_on_another_node_end_when_it_is_deleted() {
+    let Some((helper, nodes, _db)) = cluster(2, &[]).await else { return };
+    let token = helper.req.token(None, &["default"]).await;
+    // A long job holds the queue, so the second stays queued.
+    let blocker = nodes[0]
+        .submit(&helper, &token, json!({"qname": "held", "container_image": helper.svc.image, "run": ["sleep", "30"]}))
+        .await;
+    let queued = nodes[0]
+        .submit(&helper, &token, json!({"qname": "held", "container_image": helper.svc.image, "run": ["true"]}))
+        .await;
+    nodes[0].wait_status(&token, &blocker, "running").await;
+    assert_eq!(nodes[1].job(&token, &queued).await["status"], "queued");
+    let http = reqwest::Client::new();
+    let mut stream = Sse::open(&http, &nodes[1].url, &token, &queued).await;
+    assert_eq!(stream.next().await.expect("status event").data, "queued");
+    let poll = {
+        let (http, url, token, queued) = (http.clone(), nodes[1].url.clone(), token.clone(), queued.clone());
+        tokio::spawn(async move {
+            let r = http
+                .get(format!("{url}/v1/api/job/{queued}?wait=30s"))
+                .header("X-Auth-Token", &token)
+                .send()
+                .await
+                .unwrap();
+            (Instant::now(), r.status().as_u16())
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Deleted through node A: node B hears it through NOTIFY.
+    let deleted = Instant::now();
+    let r = http
+        .delete(format!("{}/v1/api/job/{queued}", nodes[0].url))
+        .header("X-Auth-Token", &token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let ev = tokio::time::timeout(Duration::from_secs(5), stream.next())
+        .await
+        .expect("the stream of the deleted job ended within 5 s")
+        .expect("an end event");
+    assert_eq!((ev.name.as_str(), ev.data.as_str()), ("end", "{}"), "{ev:?}");
+    let took = ev.at.duration_since(deleted);
+    eprintln!("stream of the deleted queued job ended {took:?} after the delete");
+    assert!(took < Duration::from_secs(2), "the stream ended only after {took:?}");
+    let (answered, code) =
+        tokio::time::timeout(Duration::from_secs(5), poll).await.expect("long-poll answered").unwrap();
+    assert_eq!(code, 404, "the long-poll of a deleted job");
+    assert!(answered.duration_since(deleted) < Duration::from_secs(2), "long-poll ended late");
+    let _ =
+        http.post(format!("{}/v1/api/job/kill/{blocker}", nodes[0].url)).header("X-Auth-Token", &token).send().await;
     for n in nodes {
         n.signal("-TERM");
         n.wait_exit(Duration::from_secs(30));

@@ -9,6 +9,7 @@ mod modes;
 mod otlp;
 mod reliab;
 mod sandbox;
+mod streams;
 mod support;
 mod tenants;
 mod ui;

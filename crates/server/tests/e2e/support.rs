@@ -259,3 +259,72 @@ impl Node {
         }
     }
 }
+
+/// One server-sent event and when it was read.
+#[derive(Debug)]
+pub(crate) struct SseEvent {
+    pub(crate) name: String,
+    pub(crate) data: String,
+    pub(crate) at: Instant,
+}
+
+/// A reader of `GET /v1/api/job/{id}/stream` (the SSE wire format of crates/api/src/live.rs:
+/// `event:`, `id:`, `data:` lines, comments starting with `:`, a blank line ending each).
+pub(crate) struct Sse {
+    resp: reqwest::Response,
+    buf: Vec<u8>,
+}
+
+impl Sse {
+    /// Opens the stream of job `id` on `base`; panics unless it answers 200 `text/event-stream`.
+    pub(crate) async fn open(http: &reqwest::Client, base: &str, token: &str, id: &str) -> Sse {
+        let resp = http
+            .get(format!("{base}/v1/api/job/{id}/stream"))
+            .header("X-Auth-Token", token)
+            .send()
+            .await
+            .expect("stream request");
+        let code = resp.status();
+        let ctype = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
+        if code != 200 {
+            let body = resp.text().await.unwrap_or_default();
+            panic!("stream of {id} answered {code}: {body}");
+        }
+        assert_eq!(ctype, "text/event-stream", "stream content type");
+        Sse { resp, buf: Vec::new() }
+    }
+
+    /// The next event (comments skipped), or `None` when the server closed the stream.
+    pub(crate) async fn next(&mut self) -> Option<SseEvent> {
+        loop {
+            if let Some(end) = self.buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = self.buf.drain(..end + 2).collect();
+                let text = String::from_utf8_lossy(&block[..end]).into_owned();
+                let (mut name, mut data) = (String::new(), Vec::new());
+                for line in text.lines() {
+                    if let Some(v) = line.strip_prefix("event: ") {
+                        name = v.to_string();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push(v);
+                    }
+                }
+                if name.is_empty() {
+                    continue; // a comment (keep-alive)
+                }
+                return Some(SseEvent { name, data: data.join("\n"), at: Instant::now() });
+            }
+            match self.resp.chunk().await {
+                Ok(Some(bytes)) => self.buf.extend_from_slice(&bytes),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+}
+
+/// The resident set of process `pid` in bytes (`VmRSS` of `/proc/PID/status`).
+pub(crate) fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
