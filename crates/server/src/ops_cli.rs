@@ -45,6 +45,10 @@ const SETTINGS: &[&str] = &[
     env::VAULT_SKIP_VERIFY,
     env::VAULT_NAMESPACE,
     env::VAULT_CLIENT_TIMEOUT,
+    env::VAULT_CAPATH,
+    env::VAULT_CLIENT_CERT,
+    env::VAULT_CLIENT_KEY,
+    env::VAULT_TLS_SERVER_NAME,
     "DOCKER_HOST",
     "DOCKER_TLS_VERIFY",
     "DOCKER_CERT_PATH",
@@ -197,22 +201,20 @@ pub async fn check(settings: &Settings, limit: Duration) -> Vec<CheckLine> {
     let mut lines = Vec::new();
     let bounded = |what: &'static str| format!("no answer within {}s ({what})", limit.as_secs());
 
-    let mut vcfg = gostint_vault::VaultConfig::new(settings.vault.addr.clone());
-    vcfg.ca_cert = settings.vault.ca_cert.clone();
-    vcfg.skip_verify = settings.vault.skip_verify;
-    vcfg.namespace = settings.vault.namespace.clone();
+    let mut vcfg = crate::vault_config(&settings.vault);
     vcfg.timeout = settings.vault.timeout.min(limit);
+    let tls = vault_tls(&settings.vault);
     let vault = gostint_vault::VaultClient::new(&vcfg);
     let vault_up = match &vault {
         Err(e) => {
-            lines.push(line("vault", Err(format!("VAULT_*: {e}"))));
+            lines.push(line("vault", Err(format!("VAULT_*{tls}: {e}"))));
             false
         }
         Ok(v) => {
             let r = match tokio::time::timeout(limit, v.health()).await {
-                Ok(Ok(())) => Ok(format!("{} answers sys/health", v.addr())),
-                Ok(Err(e)) => Err(format!("VAULT_ADDR {}: {}", v.addr(), e.message)),
-                Err(_) => Err(format!("VAULT_ADDR {}: {}", v.addr(), bounded("sys/health"))),
+                Ok(Ok(())) => Ok(format!("{} answers sys/health{tls}", v.addr())),
+                Ok(Err(e)) => Err(format!("VAULT_ADDR {}{tls}: {}", v.addr(), e.message)),
+                Err(_) => Err(format!("VAULT_ADDR {}{tls}: {}", v.addr(), bounded("sys/health"))),
             };
             let up = r.is_ok();
             lines.push(line("vault", r));
@@ -254,6 +256,30 @@ pub async fn check(settings: &Settings, limit: Duration) -> Vec<CheckLine> {
     lines.push(line("store", check_store(settings, limit).await));
     lines.push(line("tls", check_tls(settings).await));
     lines
+}
+
+/// The Vault TLS settings in force, for `check`'s vault line: ` (TLS: …)`, or nothing.
+fn vault_tls(v: &gostint_config::VaultSettings) -> String {
+    let mut parts = Vec::new();
+    match (&v.ca_cert, &v.ca_path) {
+        (Some(file), _) => parts.push(format!("CA file {}", file.display())),
+        (None, Some(dir)) => parts.push(format!("CA directory {}", dir.display())),
+        (None, None) => {}
+    }
+    if let Some(cert) = &v.client_cert {
+        parts.push(format!("client cert {}", cert.display()));
+    }
+    if let Some(name) = &v.tls_server_name {
+        parts.push(format!("server name {name}"));
+    }
+    if v.skip_verify {
+        parts.push("verification OFF".into());
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" (TLS: {})", parts.join(", "))
+    }
 }
 
 async fn check_store(settings: &Settings, limit: Duration) -> Result<String, String> {
