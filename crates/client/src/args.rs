@@ -129,6 +129,33 @@ pub struct Common {
     /// PEM CA bundle for Vault's certificate, instead of the system roots
     #[arg(help_heading = "gostint and Vault", long = "vault-ca-cert", env = "VAULT_CACERT", hide_env_values = true)]
     pub vault_ca_cert: Option<PathBuf>,
+    /// Directory of PEM CA files for Vault's certificate (--vault-ca-cert wins when both are given)
+    #[arg(help_heading = "gostint and Vault", long = "vault-ca-path", env = "VAULT_CAPATH", hide_env_values = true)]
+    pub vault_ca_path: Option<PathBuf>,
+    /// PEM client certificate for mutual TLS with Vault; needs --vault-client-key
+    #[arg(
+        help_heading = "gostint and Vault",
+        long = "vault-client-cert",
+        env = "VAULT_CLIENT_CERT",
+        hide_env_values = true
+    )]
+    pub vault_client_cert: Option<PathBuf>,
+    /// PEM private key of --vault-client-cert
+    #[arg(
+        help_heading = "gostint and Vault",
+        long = "vault-client-key",
+        env = "VAULT_CLIENT_KEY",
+        hide_env_values = true
+    )]
+    pub vault_client_key: Option<PathBuf>,
+    /// Name Vault's certificate must be valid for, instead of --vault-url's host (the TLS SNI still names that host)
+    #[arg(
+        help_heading = "gostint and Vault",
+        long = "vault-tls-server-name",
+        env = "VAULT_TLS_SERVER_NAME",
+        hide_env_values = true
+    )]
+    pub vault_tls_server_name: Option<String>,
     /// Do not verify Vault's TLS certificate (warns on stderr; development only)
     #[arg(help_heading = "gostint and Vault", long = "vault-skip-verify", env = "VAULT_SKIP_VERIFY", hide_env_values = true, num_args = 0..=1, require_equals = true,
           default_value = "false", default_missing_value = "true", value_parser = BoolishValueParser::new())]

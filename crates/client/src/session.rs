@@ -70,6 +70,11 @@ impl Credentials {
 pub fn vault_client(common: &Common, diag: &Diag) -> anyhow::Result<VaultClient> {
     let mut config = VaultConfig::new(common.vault_url.clone());
     config.ca_cert = common.vault_ca_cert.clone().filter(|p| !p.as_os_str().is_empty());
+    let path = |p: &Option<std::path::PathBuf>| p.clone().filter(|p| !p.as_os_str().is_empty());
+    config.ca_path = path(&common.vault_ca_path);
+    config.client_cert = path(&common.vault_client_cert);
+    config.client_key = path(&common.vault_client_key);
+    config.tls_server_name = common.vault_tls_server_name.clone().filter(|n| !n.trim().is_empty());
     config.skip_verify = common.vault_skip_verify;
     config.namespace = common.vault_namespace.clone().filter(|n| !n.is_empty());
     if config.skip_verify {

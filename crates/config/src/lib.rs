@@ -93,8 +93,18 @@ pub mod env {
     pub const VAULT_SKIP_VERIFY: &str = "VAULT_SKIP_VERIFY";
     /// Vault Enterprise / OpenBao namespace sent as `X-Vault-Namespace`.
     pub const VAULT_NAMESPACE: &str = "VAULT_NAMESPACE";
-    /// Timeout of each Vault call. Default `60s`.
+    /// Timeout of each Vault call (the database-credential calls included). Default `60s`.
     pub const VAULT_CLIENT_TIMEOUT: &str = "VAULT_CLIENT_TIMEOUT";
+    /// A directory of PEM CA files for Vault TLS; as with Vault's client, `VAULT_CACERT` wins
+    /// when both are set. Not passed to jobs (only `VAULT_CACERT` is).
+    pub const VAULT_CAPATH: &str = "VAULT_CAPATH";
+    /// PEM client certificate (chain) for mutual TLS with Vault; needs `VAULT_CLIENT_KEY`.
+    pub const VAULT_CLIENT_CERT: &str = "VAULT_CLIENT_CERT";
+    /// PEM private key of `VAULT_CLIENT_CERT`; both or neither.
+    pub const VAULT_CLIENT_KEY: &str = "VAULT_CLIENT_KEY";
+    /// The name Vault's certificate is checked against instead of `VAULT_ADDR`'s host. The
+    /// TLS SNI still names `VAULT_ADDR`'s host (a reqwest limit; see gostint-vault).
+    pub const VAULT_TLS_SERVER_NAME: &str = "VAULT_TLS_SERVER_NAME";
     /// Accepted but ignored (with a warning), as in the original's later versions.
     pub const IGNORED: &[&str] = &["GOSTINT_DBAUTH_TOKEN", "GOSTINT_RUN_ROLENAME"];
     /// The tenants (docs/design.md §10): comma list of `name:role_id`, one job AppRole each. The name
@@ -307,6 +317,14 @@ pub struct VaultSettings {
     pub namespace: Option<String>,
     /// `VAULT_CLIENT_TIMEOUT`.
     pub timeout: Duration,
+    /// `VAULT_CAPATH`.
+    pub ca_path: Option<PathBuf>,
+    /// `VAULT_CLIENT_CERT`.
+    pub client_cert: Option<PathBuf>,
+    /// `VAULT_CLIENT_KEY`.
+    pub client_key: Option<PathBuf>,
+    /// `VAULT_TLS_SERVER_NAME`.
+    pub tls_server_name: Option<String>,
 }
 
 /// OpenTelemetry trace export over OTLP/HTTP protobuf (`OTEL_EXPORTER_OTLP_*`).
@@ -573,7 +591,16 @@ impl Settings {
             skip_verify: flag(env::VAULT_SKIP_VERIFY, false),
             namespace: get(env::VAULT_NAMESPACE),
             timeout: duration(env::VAULT_CLIENT_TIMEOUT, "60s")?,
+            ca_path: get(env::VAULT_CAPATH).map(PathBuf::from),
+            client_cert: get(env::VAULT_CLIENT_CERT).map(PathBuf::from),
+            client_key: get(env::VAULT_CLIENT_KEY).map(PathBuf::from),
+            tls_server_name: get(env::VAULT_TLS_SERVER_NAME).map(|n| n.trim().to_owned()),
         };
+        match (&vault.client_cert, &vault.client_key) {
+            (Some(_), None) => report(ConfigError::Missing(env::VAULT_CLIENT_KEY)),
+            (None, Some(_)) => report(ConfigError::Missing(env::VAULT_CLIENT_CERT)),
+            _ => {}
+        }
         let job_timeout = duration(env::JOB_TIMEOUT, "0")?;
         let max_running = whole(env::MAX_RUNNING, 0);
         let max_streams_per_caller = whole(env::MAX_STREAMS_PER_CALLER, 10);
@@ -1147,6 +1174,27 @@ mod tests {
         for var in want {
             assert!(text.contains(var), "{var} missing from {text}");
         }
+    }
+
+    #[test]
+    fn vault_tls_settings_are_read_and_a_client_key_needs_its_cert() {
+        let s = Settings::from_source(&src(&[])).unwrap();
+        assert_eq!((s.vault.ca_path, s.vault.client_cert, s.vault.tls_server_name), (None, None, None));
+        let s = Settings::from_source(&src(&[
+            ("VAULT_CAPATH", "/etc/vault/ca.d"),
+            ("VAULT_CLIENT_CERT", "/etc/vault/client.pem"),
+            ("VAULT_CLIENT_KEY", "/etc/vault/client-key.pem"),
+            ("VAULT_TLS_SERVER_NAME", " vault.internal "),
+        ]))
+        .unwrap();
+        assert_eq!(s.vault.ca_path, Some(PathBuf::from("/etc/vault/ca.d")));
+        assert_eq!(s.vault.client_cert, Some(PathBuf::from("/etc/vault/client.pem")));
+        assert_eq!(s.vault.client_key, Some(PathBuf::from("/etc/vault/client-key.pem")));
+        assert_eq!(s.vault.tls_server_name.as_deref(), Some("vault.internal"));
+        let e = Settings::from_source(&src(&[("VAULT_CLIENT_CERT", "/c.pem")])).unwrap_err();
+        assert_eq!(e, ConfigError::Missing("VAULT_CLIENT_KEY"));
+        let e = Settings::from_source(&src(&[("VAULT_CLIENT_KEY", "/k.pem")])).unwrap_err();
+        assert_eq!(e, ConfigError::Missing("VAULT_CLIENT_CERT"));
     }
 
     #[test]

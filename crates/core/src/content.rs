@@ -132,7 +132,13 @@ pub fn parse_metadata(text: &str) -> Result<Metadata, String> {
     if text.trim().is_empty() {
         return Ok(Metadata::default());
     }
-    serde_norway::from_str::<Option<Metadata>>(text).map(Option::unwrap_or_default).map_err(|e| e.to_string())
+    // serde-saphyr: pure Rust, panic-free, and its default budget bounds alias expansion
+    // ("billion laughs") and nesting, so a hostile gostint.yml costs little.
+    // Its messages quote the document with a caret over several lines: the first line
+    // (what and where) is what a job's status carries.
+    serde_saphyr::from_str::<Option<Metadata>>(text)
+        .map(Option::unwrap_or_default)
+        .map_err(|e| e.to_string().lines().next().unwrap_or("invalid YAML").trim().to_string())
 }
 
 /// A tar of regular files `(path, data, mode)` owned by `uid:gid`, for
@@ -247,6 +253,36 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("Failed parsing yaml in gostint.yml:"));
+    }
+
+    #[test]
+    fn metadata_yaml_edge_cases() {
+        assert_eq!(parse_metadata("").unwrap(), Metadata::default());
+        assert_eq!(parse_metadata("---\n").unwrap(), Metadata::default());
+        assert_eq!(parse_metadata("~\n").unwrap(), Metadata::default());
+        assert_eq!(parse_metadata("# only a comment\n").unwrap(), Metadata::default());
+        let m = parse_metadata("---\ncontainer_image: 'x:1'\nsecret_refs: [a@s/x.y, \"b@s/z\"]\nother: 1\n").unwrap();
+        assert_eq!(m.container_image.as_deref(), Some("x:1"));
+        assert_eq!(m.secret_refs, vec!["a@s/x.y".to_string(), "b@s/z".to_string()]);
+        assert!(parse_metadata("secret_refs: 5\n").is_err());
+        assert!(parse_metadata("- a\n- b\n").is_err());
+        // Aliases expanding to billions of nodes ("billion laughs") are refused, quickly.
+        let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+        for (prev, name) in
+            ["a", "b", "c", "d", "e", "f", "g", "h", "i"].iter().zip(["b", "c", "d", "e", "f", "g", "h", "i", "j"])
+        {
+            let refs = vec![format!("*{prev}"); 10].join(", ");
+            bomb.push_str(&format!("{name}: &{name} [{refs}]\n"));
+        }
+        // Under a key gostint ignores: only a bounded parser stops this quickly.
+        bomb.push_str("container_image: x\nignored: *j\n");
+        let started = std::time::Instant::now();
+        let verdict = parse_metadata(&bomb);
+        eprintln!("alias bomb: {verdict:?} in {:?}", started.elapsed());
+        let message = verdict.unwrap_err();
+        assert!(message.contains("budget breached"), "{message}");
+        assert!(!message.contains('\n'), "{message}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5), "{:?}", started.elapsed());
     }
 
     #[test]

@@ -54,7 +54,7 @@ mod tests {
             "---\n# gostint vault secrets injected:\nTOKEN: s.3hX\nb: \"yes\"\nmysecret: s3cr3t\n\"n\": \"42\"\nq: \"a: b # c\"\n"
         );
         // Every value reads back as the same string.
-        let back: BTreeMap<String, String> = serde_norway::from_str(&text).unwrap();
+        let back: BTreeMap<String, String> = serde_saphyr::from_str(&text).unwrap();
         assert_eq!(back, m);
     }
 

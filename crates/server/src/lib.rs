@@ -85,6 +85,22 @@ impl Server {
     }
 }
 
+/// The Vault client configuration for the server's settings: the same for the job calls,
+/// the database credentials and `gostint check` (`VAULT_ADDR`, `VAULT_NAMESPACE`,
+/// `VAULT_CLIENT_TIMEOUT` and every TLS setting).
+pub fn vault_config(v: &gostint_config::VaultSettings) -> gostint_vault::VaultConfig {
+    let mut c = gostint_vault::VaultConfig::new(v.addr.clone());
+    c.ca_cert = v.ca_cert.clone();
+    c.ca_path = v.ca_path.clone();
+    c.client_cert = v.client_cert.clone();
+    c.client_key = v.client_key.clone();
+    c.tls_server_name = v.tls_server_name.clone();
+    c.skip_verify = v.skip_verify;
+    c.namespace = v.namespace.clone();
+    c.timeout = v.timeout;
+    c
+}
+
 /// Opens the store the settings name.
 ///
 /// # Errors
@@ -104,14 +120,11 @@ pub async fn open_store(settings: &Settings) -> anyhow::Result<Arc<dyn JobStore>
         StoreKind::Postgres(url) if settings.db_creds.is_some() => {
             let creds = settings.db_creds.as_ref().expect("checked by the match guard");
             let mut v = gostint_store_postgres::vault::VaultDbSettings::new(
-                settings.vault.addr.clone(),
+                vault_config(&settings.vault),
                 creds.role_id.clone(),
                 creds.secret_id.clone(),
             );
             v.creds_role = creds.creds_role.clone();
-            v.namespace = settings.vault.namespace.clone();
-            v.ca_cert = settings.vault.ca_cert.clone();
-            v.skip_verify = settings.vault.skip_verify;
             let store = gostint_store_postgres::vault::connect_with_vault_creds(url, v, 16)
                 .await
                 .context("connecting to the PostgreSQL job store with Vault credentials (GOSTINT_RUN_ROLEID)")?;
@@ -173,11 +186,7 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
         None => String::new(),
     };
 
-    let mut vcfg = gostint_vault::VaultConfig::new(settings.vault.addr.clone());
-    vcfg.ca_cert = settings.vault.ca_cert.clone();
-    vcfg.skip_verify = settings.vault.skip_verify;
-    vcfg.namespace = settings.vault.namespace.clone();
-    vcfg.timeout = settings.vault.timeout;
+    let vcfg = vault_config(&settings.vault);
     let vault_client = Arc::new(gostint_vault::VaultClient::new(&vcfg).context("building the Vault client (VAULT_*)")?);
     let vault: Arc<dyn JobVault> = vault_client.clone();
 

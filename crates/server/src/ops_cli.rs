@@ -55,6 +55,10 @@ const SETTINGS: &[&str] = &[
     env::VAULT_SKIP_VERIFY,
     env::VAULT_NAMESPACE,
     env::VAULT_CLIENT_TIMEOUT,
+    env::VAULT_CAPATH,
+    env::VAULT_CLIENT_CERT,
+    env::VAULT_CLIENT_KEY,
+    env::VAULT_TLS_SERVER_NAME,
     "DOCKER_HOST",
     "DOCKER_TLS_VERIFY",
     "DOCKER_CERT_PATH",
@@ -184,23 +188,29 @@ pub fn config_show_env() -> Result<String, String> {
 pub struct CheckLine {
     /// What was checked (`vault`, `role-id`, `docker`, `store`, `tls`; `otlp` with trace export on).
     pub part: &'static str,
-    /// Passed.
+    /// Passed (a warning passes: `check` still exits 0).
     pub ok: bool,
+    /// Passed, but needs attention soon (e.g. the certificate expires within 14 days).
+    pub warn: bool,
     /// What was found; a failure names the setting to look at.
     pub detail: String,
 }
 
 impl std::fmt::Display for CheckLine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let verdict = if self.ok { "ok" } else { "FAILED" };
+        let verdict = match (self.ok, self.warn) {
+            (false, _) => "FAILED",
+            (true, true) => "WARN",
+            (true, false) => "ok",
+        };
         write!(f, "{:<8} {verdict:<6} {}", self.part, self.detail)
     }
 }
 
 fn line(part: &'static str, r: Result<String, String>) -> CheckLine {
     match r {
-        Ok(detail) => CheckLine { part, ok: true, detail },
-        Err(detail) => CheckLine { part, ok: false, detail },
+        Ok(detail) => CheckLine { part, ok: true, warn: false, detail },
+        Err(detail) => CheckLine { part, ok: false, warn: false, detail },
     }
 }
 
@@ -213,22 +223,20 @@ pub async fn check(settings: &Settings, limit: Duration) -> Vec<CheckLine> {
     let mut lines = Vec::new();
     let bounded = |what: &'static str| format!("no answer within {}s ({what})", limit.as_secs());
 
-    let mut vcfg = gostint_vault::VaultConfig::new(settings.vault.addr.clone());
-    vcfg.ca_cert = settings.vault.ca_cert.clone();
-    vcfg.skip_verify = settings.vault.skip_verify;
-    vcfg.namespace = settings.vault.namespace.clone();
+    let mut vcfg = crate::vault_config(&settings.vault);
     vcfg.timeout = settings.vault.timeout.min(limit);
+    let tls = vault_tls(&settings.vault);
     let vault = gostint_vault::VaultClient::new(&vcfg);
     let vault_up = match &vault {
         Err(e) => {
-            lines.push(line("vault", Err(format!("VAULT_*: {e}"))));
+            lines.push(line("vault", Err(format!("VAULT_*{tls}: {e}"))));
             false
         }
         Ok(v) => {
             let r = match tokio::time::timeout(limit, v.health()).await {
-                Ok(Ok(())) => Ok(format!("{} answers sys/health", v.addr())),
-                Ok(Err(e)) => Err(format!("VAULT_ADDR {}: {}", v.addr(), e.message)),
-                Err(_) => Err(format!("VAULT_ADDR {}: {}", v.addr(), bounded("sys/health"))),
+                Ok(Ok(())) => Ok(format!("{} answers sys/health{tls}", v.addr())),
+                Ok(Err(e)) => Err(format!("VAULT_ADDR {}{tls}: {}", v.addr(), e.message)),
+                Err(_) => Err(format!("VAULT_ADDR {}{tls}: {}", v.addr(), bounded("sys/health"))),
             };
             let up = r.is_ok();
             lines.push(line("vault", r));
@@ -268,7 +276,11 @@ pub async fn check(settings: &Settings, limit: Duration) -> Vec<CheckLine> {
     lines.push(line("docker", r));
 
     lines.push(line("store", check_store(settings, limit).await));
-    lines.push(line("tls", check_tls(settings).await));
+    lines.push(match check_tls(settings, time::OffsetDateTime::now_utc()).await {
+        Ok(Tlsed::Fine(detail)) => line("tls", Ok(detail)),
+        Ok(Tlsed::Soon(detail)) => CheckLine { part: "tls", ok: true, warn: true, detail },
+        Err(detail) => line("tls", Err(detail)),
+    });
     if let Some(otlp) = &settings.otlp {
         lines.push(line("otlp", check_otlp(otlp, limit).await));
     }
@@ -292,6 +304,30 @@ async fn check_otlp(o: &gostint_config::OtlpSettings, limit: Duration) -> Result
         Ok(r) if r.status().is_success() => Ok(format!("{shown} accepts OTLP/HTTP protobuf traces")),
         Ok(r) => Err(format!("{var} {shown}: the collector answered {}", r.status())),
         Err(e) => Err(format!("{var} {shown}: {}", e.without_url())),
+    }
+}
+
+/// The Vault TLS settings in force, for `check`'s vault line: ` (TLS: …)`, or nothing.
+fn vault_tls(v: &gostint_config::VaultSettings) -> String {
+    let mut parts = Vec::new();
+    match (&v.ca_cert, &v.ca_path) {
+        (Some(file), _) => parts.push(format!("CA file {}", file.display())),
+        (None, Some(dir)) => parts.push(format!("CA directory {}", dir.display())),
+        (None, None) => {}
+    }
+    if let Some(cert) = &v.client_cert {
+        parts.push(format!("client cert {}", cert.display()));
+    }
+    if let Some(name) = &v.tls_server_name {
+        parts.push(format!("server name {name}"));
+    }
+    if v.skip_verify {
+        parts.push("verification OFF".into());
+    }
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" (TLS: {})", parts.join(", "))
     }
 }
 
@@ -324,19 +360,132 @@ async fn check_store(settings: &Settings, limit: Duration) -> Result<String, Str
     }
 }
 
-async fn check_tls(settings: &Settings) -> Result<String, String> {
+/// A certificate that expires within this is a warning.
+const EXPIRY_WARNING: time::Duration = time::Duration::days(14);
+
+/// The TLS line's verdict when the pair loads.
+#[derive(Debug, PartialEq, Eq)]
+enum Tlsed {
+    /// Nothing to say but what loaded.
+    Fine(String),
+    /// Loads, but expires within [`EXPIRY_WARNING`].
+    Soon(String),
+}
+
+async fn check_tls(settings: &Settings, now: time::OffsetDateTime) -> Result<Tlsed, String> {
     match &settings.tls {
-        Tls::Plain => Ok("plain HTTP (GOSTINT_PLAIN_HTTP=1): TLS is the proxy's".into()),
+        Tls::Plain => Ok(Tlsed::Fine("plain HTTP (GOSTINT_PLAIN_HTTP=1): TLS is the proxy's".into())),
         Tls::Files { cert, key, self_signed } => {
             if *self_signed && !cert.exists() && !key.exists() {
-                return Ok(format!("{} absent: a self-signed pair is made at the first start", cert.display()));
+                return Ok(Tlsed::Fine(format!(
+                    "{} absent: a self-signed pair is made at the first start",
+                    cert.display()
+                )));
             }
-            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
-                .await
-                .map(|_| format!("{} and its key load", cert.display()))
-                .map_err(|e| format!("GOSTINT_SSL_CERT/GOSTINT_SSL_KEY ({}, {}): {e}", cert.display(), key.display()))
+            axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key).await.map_err(|e| {
+                format!("GOSTINT_SSL_CERT/GOSTINT_SSL_KEY ({}, {}): {e}", cert.display(), key.display())
+            })?;
+            let (not_before, not_after) =
+                cert_validity(cert).map_err(|e| format!("GOSTINT_SSL_CERT {}: {e}", cert.display()))?;
+            if now < not_before {
+                return Err(format!(
+                    "GOSTINT_SSL_CERT {}: not valid before {} (not yet valid)",
+                    cert.display(),
+                    utc(not_before)
+                ));
+            }
+            if now > not_after {
+                return Err(format!("GOSTINT_SSL_CERT {}: expired on {}", cert.display(), utc(not_after)));
+            }
+            let left = not_after - now;
+            if left < EXPIRY_WARNING {
+                return Ok(Tlsed::Soon(format!(
+                    "GOSTINT_SSL_CERT {} expires on {}, in {} days: renew it (then SIGHUP)",
+                    cert.display(),
+                    utc(not_after),
+                    left.whole_days()
+                )));
+            }
+            Ok(Tlsed::Fine(format!("{} and its key load; valid until {}", cert.display(), utc(not_after))))
         }
     }
+}
+
+fn utc(t: time::OffsetDateTime) -> String {
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02} UTC",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// The first certificate's notBefore and notAfter.
+fn cert_validity(path: &Path) -> Result<(time::OffsetDateTime, time::OffsetDateTime), String> {
+    use rustls::pki_types::pem::PemObject as _;
+    let first = rustls::pki_types::CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read it: {e}"))?
+        .next()
+        .ok_or("holds no PEM certificate")?
+        .map_err(|e| format!("not PEM: {e}"))?;
+    der_validity(&first).ok_or_else(|| "the certificate's validity dates cannot be read".to_string())
+}
+
+/// One DER tag-length-value: (tag, contents, what follows).
+fn tlv(input: &[u8]) -> Option<(u8, &[u8], &[u8])> {
+    let (&tag, rest) = input.split_first()?;
+    let (&first, rest) = rest.split_first()?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            return None;
+        }
+        (rest[..n].iter().fold(0usize, |acc, b| (acc << 8) | usize::from(*b)), &rest[n..])
+    };
+    (rest.len() >= len).then(|| (tag, &rest[..len], &rest[len..]))
+}
+
+/// X.509 `Certificate → TBSCertificate → Validity` (RFC 5280 §4.1).
+fn der_validity(der: &[u8]) -> Option<(time::OffsetDateTime, time::OffsetDateTime)> {
+    const SEQUENCE: u8 = 0x30;
+    let (SEQUENCE, certificate, _) = tlv(der)? else { return None };
+    let (SEQUENCE, tbs, _) = tlv(certificate)? else { return None };
+    let (tag, _, mut rest) = tlv(tbs)?;
+    if tag == 0xa0 {
+        // [0] version, then the serial number.
+        rest = tlv(rest)?.2;
+    }
+    let rest = tlv(rest)?.2; // signature algorithm
+    let rest = tlv(rest)?.2; // issuer
+    let (SEQUENCE, validity, _) = tlv(rest)? else { return None };
+    let (tag1, not_before, rest) = tlv(validity)?;
+    let (tag2, not_after, _) = tlv(rest)?;
+    Some((asn1_time(tag1, not_before)?, asn1_time(tag2, not_after)?))
+}
+
+/// UTCTime (`YYMMDDHHMMSSZ`, tag 0x17) or GeneralizedTime (`YYYYMMDDHHMMSSZ`, 0x18).
+fn asn1_time(tag: u8, bytes: &[u8]) -> Option<time::OffsetDateTime> {
+    let text = std::str::from_utf8(bytes).ok()?.strip_suffix('Z')?;
+    let (year, rest) = match tag {
+        0x17 => {
+            let yy: i32 = text.get(..2)?.parse().ok()?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, text.get(2..)?)
+        }
+        0x18 => (text.get(..4)?.parse().ok()?, text.get(4..)?),
+        _ => return None,
+    };
+    if rest.len() != 10 || !rest.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let two = |i: usize| rest[i..i + 2].parse::<u8>().ok();
+    let date = time::Date::from_calendar_date(year, time::Month::try_from(two(0)?).ok()?, two(2)?).ok()?;
+    let clock = time::Time::from_hms(two(4)?, two(6)?, two(8)?).ok()?;
+    Some(date.with_time(clock).assume_utc())
 }
 
 #[cfg(test)]
@@ -383,6 +532,71 @@ mod tests {
         let err = config_show(&env).unwrap_err();
         assert!(err.contains("GOSTINT_PORT"), "{err}");
         assert!(err.lines().any(|l| l.starts_with("VAULT_ADDR") && l.contains("unset")), "{err}");
+    }
+
+    /// A certificate for localhost valid from `from` to `until`, written with its key into
+    /// `dir`; the settings that name them.
+    fn tls_settings(dir: &Path, from: time::OffsetDateTime, until: time::OffsetDateTime) -> Settings {
+        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        params.not_before = from;
+        params.not_after = until;
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.self_signed(&key).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        let env: HashMap<String, String> = [
+            ("VAULT_ADDR", "http://127.0.0.1:8200".to_string()),
+            ("GOSTINT_ROLEID", "rid".to_string()),
+            ("GOSTINT_SSL_CERT", dir.join("cert.pem").display().to_string()),
+            ("GOSTINT_SSL_KEY", dir.join("key.pem").display().to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        Settings::from_source(&env).unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_tls_line_warns_before_expiry_and_fails_when_expired_or_not_yet_valid() {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let dir = tempfile::tempdir().unwrap();
+        let now = time::OffsetDateTime::now_utc().replace_nanosecond(0).unwrap();
+        let day = time::Duration::days(1);
+        let at = |d: time::OffsetDateTime| utc(d);
+
+        let s = tls_settings(dir.path(), now - day, now + 90 * day);
+        let Ok(Tlsed::Fine(text)) = check_tls(&s, now).await else { panic!("90 days left is fine") };
+        assert!(text.ends_with(&format!("valid until {}", at(now + 90 * day))), "{text}");
+
+        let s = tls_settings(dir.path(), now - day, now + 10 * day);
+        let verdict = check_tls(&s, now).await;
+        let Ok(Tlsed::Soon(text)) = &verdict else { panic!("10 days left warns: {verdict:?}") };
+        assert!(text.contains(&format!("expires on {}, in 10 days", at(now + 10 * day))), "{text}");
+        let line = CheckLine { part: "tls", ok: true, warn: true, detail: text.clone() };
+        assert!(line.to_string().starts_with("tls      WARN   GOSTINT_SSL_CERT"), "{line}");
+
+        let s = tls_settings(dir.path(), now - 30 * day, now - day);
+        let text = check_tls(&s, now).await.unwrap_err();
+        assert!(text.contains(&format!("expired on {}", at(now - day))), "{text}");
+
+        let s = tls_settings(dir.path(), now + day, now + 30 * day);
+        let text = check_tls(&s, now).await.unwrap_err();
+        assert!(text.contains(&format!("not valid before {}", at(now + day))), "{text}");
+
+        // GeneralizedTime (from 2050 on) is read too.
+        let far = time::macros::datetime!(2051-03-04 05:06:07 UTC);
+        let s = tls_settings(dir.path(), now - day, far);
+        let Ok(Tlsed::Fine(text)) = check_tls(&s, now).await else { panic!("2051 is fine") };
+        assert!(text.ends_with("valid until 2051-03-04 05:06:07 UTC"), "{text}");
+    }
+
+    #[test]
+    fn broken_der_is_no_validity_never_a_panic() {
+        assert_eq!(der_validity(&[]), None);
+        assert_eq!(der_validity(&[0x30, 0x84, 0xff, 0xff, 0xff, 0xff]), None);
+        assert_eq!(der_validity(&[0x30, 0x03, 0x30, 0x01, 0x02]), None);
+        assert_eq!(asn1_time(0x17, b"991332000000Z"), None);
+        assert_eq!(asn1_time(0x17, b"2501010000Z"), None);
     }
 
     #[test]

@@ -60,6 +60,49 @@ fn check_passes_on_the_real_services() {
     assert_eq!(out.lines().count(), 5, "one line each: {out}");
 }
 
+/// `check` on the real services with a certificate valid from `from` to `until` days from now.
+fn check_with_cert(svc: &Services, dir: &Path, from: i64, until: i64) -> (bool, String) {
+    let now = time::OffsetDateTime::now_utc();
+    let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+    params.not_before = now + time::Duration::days(from);
+    params.not_after = now + time::Duration::days(until);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = params.self_signed(&key).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+    let o = configured(svc, dir)
+        .env_remove("GOSTINT_PLAIN_HTTP")
+        .env("GOSTINT_SSL_CERT", dir.join("cert.pem"))
+        .env("GOSTINT_SSL_KEY", dir.join("key.pem"))
+        .arg("check")
+        .output()
+        .unwrap();
+    (o.status.success(), text(&o))
+}
+
+#[test]
+fn check_warns_before_the_certificate_expires_and_fails_once_it_has() {
+    let Some(svc) = services() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = check_with_cert(&svc, dir.path(), -1, 5);
+    assert!(ok, "a warning keeps exit 0: {out}");
+    let tls = line(&out, "tls");
+    assert!(tls.contains(" WARN ") && tls.contains("expires on ") && tls.contains("in 4 days"), "{out}");
+
+    let (ok, out) = check_with_cert(&svc, dir.path(), -30, -2);
+    assert!(!ok, "{out}");
+    let tls = line(&out, "tls");
+    assert!(tls.contains(" FAILED ") && tls.contains("expired on "), "{out}");
+
+    let (ok, out) = check_with_cert(&svc, dir.path(), 2, 30);
+    assert!(!ok, "{out}");
+    assert!(line(&out, "tls").contains("not valid before "), "{out}");
+
+    let (ok, out) = check_with_cert(&svc, dir.path(), -1, 90);
+    assert!(ok, "{out}");
+    assert!(line(&out, "tls").contains(" ok ") && line(&out, "tls").contains("valid until "), "{out}");
+}
+
 #[test]
 fn check_fails_naming_vault_when_openbao_is_down() {
     let Some(svc) = services() else { return };

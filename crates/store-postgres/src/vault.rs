@@ -25,14 +25,13 @@
 //! ```
 
 use std::fmt;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use gostint_core::StoreError;
-use reqwest::{Method, StatusCode};
+use gostint_core::{StoreError, VaultError};
+use gostint_vault::{VaultBuildError, VaultClient, VaultConfig};
 use secrecy::{ExposeSecret, SecretString};
-use serde_json::{json, Value};
+use serde_json::Value;
 use sqlx::postgres::PgConnectOptions;
 use tokio::time::Instant;
 
@@ -53,8 +52,10 @@ const OLD_POOL_GRACE: Duration = Duration::from_secs(5);
 /// How to get database credentials from Vault/OpenBao.
 #[derive(Clone)]
 pub struct VaultDbSettings {
-    /// `VAULT_ADDR`, e.g. `https://vault.example:8200`.
-    pub addr: String,
+    /// How to reach Vault: `VAULT_ADDR`, `VAULT_NAMESPACE`, `VAULT_CLIENT_TIMEOUT` and the
+    /// TLS settings, exactly as for every other Vault call of the server (one client,
+    /// [`gostint_vault::VaultClient`]).
+    pub vault: VaultConfig,
     /// `GOSTINT_RUN_ROLEID`.
     pub role_id: String,
     /// `GOSTINT_RUN_SECRETID`.
@@ -63,29 +64,17 @@ pub struct VaultDbSettings {
     pub creds_role: String,
     /// The database secrets engine's mount ([`DEFAULT_MOUNT`]).
     pub mount: String,
-    /// `VAULT_NAMESPACE`.
-    pub namespace: Option<String>,
-    /// `VAULT_CACERT`: trust only these CAs.
-    pub ca_cert: Option<PathBuf>,
-    /// `VAULT_SKIP_VERIFY` (development only).
-    pub skip_verify: bool,
-    /// Limit for one Vault call.
-    pub timeout: Duration,
 }
 
 impl VaultDbSettings {
-    /// Settings for `addr` and an AppRole, with the default role, mount and a 30 s timeout.
-    pub fn new(addr: impl Into<String>, role_id: impl Into<String>, secret_id: SecretString) -> Self {
+    /// Settings for `vault` and an AppRole, with the default role and mount.
+    pub fn new(vault: VaultConfig, role_id: impl Into<String>, secret_id: SecretString) -> Self {
         Self {
-            addr: addr.into(),
+            vault,
             role_id: role_id.into(),
             secret_id,
             creds_role: DEFAULT_CREDS_ROLE.to_string(),
             mount: DEFAULT_MOUNT.to_string(),
-            namespace: None,
-            ca_cert: None,
-            skip_verify: false,
-            timeout: Duration::from_secs(30),
         }
     }
 }
@@ -93,7 +82,7 @@ impl VaultDbSettings {
 impl fmt::Debug for VaultDbSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("VaultDbSettings")
-            .field("addr", &self.addr)
+            .field("addr", &self.vault.addr)
             .field("role_id", &self.role_id)
             .field("creds_role", &self.creds_role)
             .field("mount", &self.mount)
@@ -102,30 +91,30 @@ impl fmt::Debug for VaultDbSettings {
 }
 
 /// A Vault failure while getting or keeping database credentials. Messages never hold a
-/// token, secret id or password.
+/// token, secret id, lease id or password.
 #[derive(Debug, thiserror::Error)]
 pub enum VaultCredsError {
-    /// The HTTP client could not be built (CA file, TLS).
-    #[error("cannot build the vault client: {0}")]
-    Client(String),
-    /// Vault could not be reached.
-    #[error("vault {call} failed")]
-    Transport {
+    /// The Vault client could not be built (address, CA file, client certificate, TLS).
+    #[error("cannot build the vault client")]
+    Client(#[source] VaultBuildError),
+    /// A mount or role name that cannot be part of a Vault path.
+    #[error("invalid vault database secrets path {0:?}")]
+    InvalidPath(String),
+    /// Vault could not be reached, refused, or answered something unusable.
+    #[error("vault {call} failed: {error}")]
+    Vault {
         /// Which call.
         call: &'static str,
-        /// Why.
-        #[source]
-        source: reqwest::Error,
+        /// Why (method, API path and Vault's errors; no secrets).
+        error: VaultError,
     },
-    /// Vault refused or answered something unusable.
-    #[error("vault {call} answered {status}: {message}")]
-    Refused {
+    /// Vault's answer lacks a field.
+    #[error("vault {call}: the answer has no {what}")]
+    Missing {
         /// Which call.
         call: &'static str,
-        /// The HTTP status.
-        status: u16,
-        /// Vault's `errors`, or what was missing.
-        message: String,
+        /// The field.
+        what: &'static str,
     },
 }
 
@@ -176,11 +165,10 @@ struct Lived {
 }
 
 impl Lived {
-    fn new(id: String, ttl_secs: u64, renewable: bool) -> Self {
+    fn new(id: SecretString, ttl: Duration, renewable: bool) -> Self {
         // A TTL of 0 means "does not expire" (e.g. a root token).
-        let ttl =
-            if ttl_secs == 0 { Duration::from_secs(100 * 365 * 24 * 3600) } else { Duration::from_secs(ttl_secs) };
-        Self { id: SecretString::from(id), period: ttl, expires: Instant::now() + ttl, renewable }
+        let ttl = if ttl.is_zero() { Duration::from_secs(100 * 365 * 24 * 3600) } else { ttl };
+        Self { id, period: ttl, expires: Instant::now() + ttl, renewable }
     }
 
     fn left(&self) -> Duration {
@@ -200,126 +188,83 @@ impl Creds {
     }
 }
 
+/// The few calls the keeper makes, on the server's one Vault client.
 #[derive(Clone)]
 struct Vault {
-    http: reqwest::Client,
-    addr: String,
+    client: VaultClient,
     settings: VaultDbSettings,
+    /// `<mount>/creds/<role>`.
+    creds_path: String,
 }
 
 impl Vault {
     fn new(settings: &VaultDbSettings) -> Result<Self, VaultCredsError> {
-        let mut builder = reqwest::Client::builder()
-            .use_rustls_tls()
-            .timeout(settings.timeout)
-            .redirect(reqwest::redirect::Policy::none());
-        if let Some(path) = &settings.ca_cert {
-            let pem = std::fs::read(path)
-                .map_err(|e| VaultCredsError::Client(format!("cannot read CA file {}: {e}", path.display())))?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|e| VaultCredsError::Client(format!("CA file {}: {e}", path.display())))?;
-            builder = builder.tls_built_in_root_certs(false);
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
+        let client = VaultClient::new(&settings.vault).map_err(VaultCredsError::Client)?;
+        let mount = settings.mount.trim_matches('/');
+        let role = settings.creds_role.as_str();
+        if mount.is_empty() || role.is_empty() || role.contains('/') {
+            return Err(VaultCredsError::InvalidPath(format!("{mount}/creds/{role}")));
         }
-        if settings.skip_verify {
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-        let http = builder.build().map_err(|e| VaultCredsError::Client(e.to_string()))?;
-        Ok(Self { http, addr: settings.addr.trim_end_matches('/').to_string(), settings: settings.clone() })
-    }
-
-    async fn call(
-        &self,
-        call: &'static str,
-        method: Method,
-        path: &str,
-        token: Option<&SecretString>,
-        body: Option<Value>,
-    ) -> Result<Value, VaultCredsError> {
-        let mut req = self.http.request(method, format!("{}/v1/{path}", self.addr));
-        if let Some(token) = token {
-            req = req.header("X-Vault-Token", token.expose_secret());
-        }
-        if let Some(ns) = self.settings.namespace.as_deref().filter(|ns| !ns.is_empty()) {
-            req = req.header("X-Vault-Namespace", ns);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let resp = req.send().await.map_err(|source| VaultCredsError::Transport { call, source })?;
-        let status = resp.status();
-        let text = resp.text().await.map_err(|source| VaultCredsError::Transport { call, source })?;
-        let value: Value =
-            if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::Null) };
-        if !status.is_success() {
-            let message = value
-                .get("errors")
-                .and_then(Value::as_array)
-                .map(|errs| errs.iter().filter_map(Value::as_str).collect::<Vec<_>>().join("; "))
-                .unwrap_or_default();
-            return Err(VaultCredsError::Refused { call, status: status.as_u16(), message });
-        }
-        if status == StatusCode::NO_CONTENT {
-            return Ok(Value::Null);
-        }
-        Ok(value)
-    }
-
-    fn missing(call: &'static str, what: &str) -> VaultCredsError {
-        VaultCredsError::Refused { call, status: 200, message: format!("the answer has no {what}") }
+        Ok(Self { client, settings: settings.clone(), creds_path: format!("{mount}/creds/{role}") })
     }
 
     /// `PUT auth/approle/login`.
     async fn login(&self) -> Result<Lived, VaultCredsError> {
         const CALL: &str = "AppRole login";
-        let body = json!({"role_id": self.settings.role_id, "secret_id": self.settings.secret_id.expose_secret()});
-        let answer = self.call(CALL, Method::PUT, "auth/approle/login", None, Some(body)).await?;
-        let auth = answer.get("auth").ok_or_else(|| Self::missing(CALL, "auth"))?;
-        let token = auth.get("client_token").and_then(Value::as_str).ok_or_else(|| Self::missing(CALL, "token"))?;
-        let ttl = auth.get("lease_duration").and_then(Value::as_u64).unwrap_or(0);
-        let renewable = auth.get("renewable").and_then(Value::as_bool).unwrap_or(false);
-        Ok(Lived::new(token.to_string(), ttl, renewable))
+        let login = self
+            .client
+            .approle_login_lease(&self.settings.role_id, self.settings.secret_id.expose_secret())
+            .await
+            .map_err(|error| VaultCredsError::Vault { call: CALL, error })?;
+        Ok(Lived::new(login.token, login.ttl, login.renewable))
     }
 
     /// `GET <mount>/creds/<role>`.
     async fn read_creds(&self, token: &Lived) -> Result<Creds, VaultCredsError> {
         const CALL: &str = "database credentials read";
-        let path = format!("{}/creds/{}", self.settings.mount.trim_matches('/'), self.settings.creds_role);
-        let answer = self.call(CALL, Method::GET, &path, Some(&token.id), None).await?;
-        let field = |name: &str| answer.get("data").and_then(|d| d.get(name)).and_then(Value::as_str);
-        let username = field("username").ok_or_else(|| Self::missing(CALL, "username"))?.to_string();
-        let password = SecretString::from(field("password").ok_or_else(|| Self::missing(CALL, "password"))?);
-        let lease_id = answer.get("lease_id").and_then(Value::as_str).unwrap_or_default().to_string();
-        let ttl = answer.get("lease_duration").and_then(Value::as_u64).unwrap_or(0);
-        let renewable = answer.get("renewable").and_then(Value::as_bool).unwrap_or(false) && !lease_id.is_empty();
-        Ok(Creds { username, password, lease: Lived::new(lease_id, ttl, renewable) })
+        let secret = self
+            .client
+            .read_leased(token.id.expose_secret(), &self.creds_path)
+            .await
+            .map_err(|error| VaultCredsError::Vault { call: CALL, error })?;
+        let field = |name: &'static str| {
+            secret.data.get(name).and_then(Value::as_str).ok_or(VaultCredsError::Missing { call: CALL, what: name })
+        };
+        let username = field("username")?.to_string();
+        let password = SecretString::from(field("password")?);
+        Ok(Creds { username, password, lease: Lived::new(secret.lease_id, secret.ttl, secret.renewable) })
     }
 
     /// `PUT auth/token/renew-self`; returns whether the full period was granted.
     async fn renew_token(&self, token: &mut Lived) -> Result<bool, VaultCredsError> {
-        const CALL: &str = "token renewal";
-        let body = json!({"increment": token.period.as_secs()});
-        let answer = self.call(CALL, Method::PUT, "auth/token/renew-self", Some(&token.id), Some(body)).await?;
-        let ttl = answer.get("auth").and_then(|a| a.get("lease_duration")).and_then(Value::as_u64).unwrap_or(0);
-        token.expires = Instant::now() + Duration::from_secs(ttl);
-        Ok(Duration::from_secs(ttl) >= token.period)
+        let increment = format!("{}s", token.period.as_secs());
+        let ttl = self
+            .client
+            .renew_self(token.id.expose_secret(), Some(&increment))
+            .await
+            .map_err(|error| VaultCredsError::Vault { call: "token renewal", error })?;
+        let ttl = Duration::from_secs(ttl);
+        token.expires = Instant::now() + ttl;
+        Ok(ttl >= token.period)
     }
 
     /// `PUT sys/leases/renew`; returns whether the full period was granted.
     async fn renew_lease(&self, token: &Lived, lease: &mut Lived) -> Result<bool, VaultCredsError> {
-        const CALL: &str = "lease renewal";
-        let body = json!({"lease_id": lease.id.expose_secret(), "increment": lease.period.as_secs()});
-        let answer = self.call(CALL, Method::PUT, "sys/leases/renew", Some(&token.id), Some(body)).await?;
-        let ttl = answer.get("lease_duration").and_then(Value::as_u64).unwrap_or(0);
-        lease.expires = Instant::now() + Duration::from_secs(ttl);
-        Ok(Duration::from_secs(ttl) >= lease.period)
+        let ttl = self
+            .client
+            .renew_lease(token.id.expose_secret(), lease.id.expose_secret(), lease.period)
+            .await
+            .map_err(|error| VaultCredsError::Vault { call: "lease renewal", error })?;
+        lease.expires = Instant::now() + ttl;
+        Ok(ttl >= lease.period)
     }
 
     /// `PUT auth/token/revoke-self` (its leases go with it).
     async fn revoke(&self, token: &Lived) -> Result<(), VaultCredsError> {
-        self.call("token revocation", Method::PUT, "auth/token/revoke-self", Some(&token.id), None).await.map(|_| ())
+        self.client
+            .revoke_token(token.id.expose_secret())
+            .await
+            .map_err(|error| VaultCredsError::Vault { call: "token revocation", error })
     }
 }
 

@@ -10,6 +10,8 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 
+use crate::tls;
+
 /// Vault's own default client timeout (`VAULT_CLIENT_TIMEOUT`).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -41,13 +43,36 @@ pub struct VaultConfig {
     pub namespace: Option<String>,
     /// Limit for one HTTP exchange, connect to last byte (`VAULT_CLIENT_TIMEOUT`).
     pub timeout: Duration,
+    /// A directory of PEM CA files (`VAULT_CAPATH`). As with Vault's own client,
+    /// `VAULT_CACERT` wins when both are set; either one replaces the system CAs.
+    pub ca_path: Option<PathBuf>,
+    /// A PEM client certificate chain for mutual TLS (`VAULT_CLIENT_CERT`); needs
+    /// [`client_key`](Self::client_key).
+    pub client_cert: Option<PathBuf>,
+    /// The PEM private key of [`client_cert`](Self::client_cert) (`VAULT_CLIENT_KEY`).
+    pub client_key: Option<PathBuf>,
+    /// The name Vault's certificate must be valid for, instead of `addr`'s host
+    /// (`VAULT_TLS_SERVER_NAME`). Limit: reqwest cannot send a different SNI, so the TLS
+    /// handshake still names `addr`'s host (none for an IP address); only the certificate
+    /// check uses this name.
+    pub tls_server_name: Option<String>,
 }
 
 impl VaultConfig {
     /// A configuration for `addr` with system CAs, verification on, no namespace and
     /// [`DEFAULT_TIMEOUT`].
     pub fn new(addr: impl Into<String>) -> Self {
-        Self { addr: addr.into(), ca_cert: None, skip_verify: false, namespace: None, timeout: DEFAULT_TIMEOUT }
+        Self {
+            addr: addr.into(),
+            ca_cert: None,
+            skip_verify: false,
+            namespace: None,
+            timeout: DEFAULT_TIMEOUT,
+            ca_path: None,
+            client_cert: None,
+            client_key: None,
+            tls_server_name: None,
+        }
     }
 }
 
@@ -73,14 +98,40 @@ pub enum VaultBuildError {
         source: std::io::Error,
     },
     /// The CA file holds no certificate, or one that cannot be parsed.
-    #[error("vault CA certificate file {} holds no usable PEM certificate", path.display())]
+    #[error("vault CA certificate file {} holds no usable PEM certificate{}", path.display(), reason.as_deref().map(|r| format!(": {r}")).unwrap_or_default())]
     CaCertInvalid {
-        /// The configured file.
+        /// The configured file (or the file of `VAULT_CAPATH` at fault).
         path: PathBuf,
         /// The parse failure, if there was one (an empty file has none).
-        #[source]
-        source: Option<reqwest::Error>,
+        reason: Option<String>,
     },
+    /// The `VAULT_CAPATH` directory cannot be listed, or holds no CA file.
+    #[error("vault CA directory {} (VAULT_CAPATH): {reason}", path.display())]
+    CaPath {
+        /// The configured directory.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Only one of `VAULT_CLIENT_CERT` and `VAULT_CLIENT_KEY` is set.
+    #[error("VAULT_CLIENT_CERT and VAULT_CLIENT_KEY must be set together")]
+    ClientCertIncomplete,
+    /// The client certificate or key file cannot be read or holds no usable PEM.
+    #[error("vault client {what} file {}: {reason}", path.display())]
+    ClientCert {
+        /// `certificate` or `key`.
+        what: &'static str,
+        /// The configured file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `VAULT_TLS_SERVER_NAME` is not a DNS name or an IP address.
+    #[error("invalid VAULT_TLS_SERVER_NAME {0:?}")]
+    InvalidServerName(String),
+    /// The TLS configuration was refused (e.g. a key that does not match its certificate).
+    #[error("cannot set up TLS for vault: {0}")]
+    Tls(String),
     /// The namespace cannot be sent as an HTTP header value.
     #[error("invalid vault namespace {0:?}")]
     InvalidNamespace(String),
@@ -96,6 +147,8 @@ pub struct VaultClient {
     http: reqwest::Client,
     base: Url,
     timeout: Duration,
+    /// HTTPS without a client certificate: a handshake the server ends gets a hint.
+    hint_client_cert: bool,
 }
 
 impl fmt::Debug for VaultClient {
@@ -214,26 +267,10 @@ impl VaultClient {
             // carry to whatever host the redirect names.
             .redirect(reqwest::redirect::Policy::none());
 
-        if let Some(path) = &config.ca_cert {
-            let pem =
-                std::fs::read(path).map_err(|source| VaultBuildError::CaCertRead { path: path.clone(), source })?;
-            let certs = reqwest::Certificate::from_pem_bundle(&pem)
-                .map_err(|source| VaultBuildError::CaCertInvalid { path: path.clone(), source: Some(source) })?;
-            if certs.is_empty() {
-                return Err(VaultBuildError::CaCertInvalid { path: path.clone(), source: None });
-            }
-            // As VAULT_CACERT does for Vault's own client: trust these CAs only.
-            builder = builder.tls_built_in_root_certs(false);
-            for cert in certs {
-                builder = builder.add_root_certificate(cert);
-            }
-        }
-        if config.skip_verify {
-            builder = builder.danger_accept_invalid_certs(true);
-        }
-
+        builder = tls::configure(builder, config)?;
         let http = builder.build().map_err(VaultBuildError::Http)?;
-        Ok(Self { http, base, timeout: config.timeout })
+        let hint_client_cert = base.scheme() == "https" && config.client_cert.is_none() && !config.skip_verify;
+        Ok(Self { http, base, timeout: config.timeout, hint_client_cert })
     }
 
     /// The Vault address this client talks to (as normalised: no trailing slash).
@@ -360,7 +397,17 @@ impl VaultClient {
         let message = if error.is_timeout() {
             format!("{label}: no answer from vault within {:?}", self.timeout)
         } else {
-            format!("{label}: {}", error_chain(error))
+            let chain = error_chain(error);
+            // A Vault that requires client certificates ends the handshake with an alert
+            // or, as often with TLS 1.3, just closes the connection.
+            let refused = ["CertificateRequired", "connection closed", "channel closed", "connection reset"];
+            if self.hint_client_cert && refused.iter().any(|r| chain.contains(r)) {
+                format!(
+                    "{label}: {chain} (if vault requires a client certificate: set VAULT_CLIENT_CERT and VAULT_CLIENT_KEY)"
+                )
+            } else {
+                format!("{label}: {chain}")
+            }
         };
         VaultError::new(VaultErrorKind::Unavailable, redactor.clean(message))
     }

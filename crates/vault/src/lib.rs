@@ -29,8 +29,11 @@
 mod check;
 mod client;
 mod job;
+mod lease;
 mod requestor;
+mod tls;
 
 pub use check::RoleIdCheck;
 pub use client::{VaultBuildError, VaultClient, VaultConfig, DEFAULT_TIMEOUT};
+pub use lease::{LeasedSecret, LoginToken};
 pub use requestor::CreatedToken;

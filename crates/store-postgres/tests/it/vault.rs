@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use gostint_core::{JobDefinition, JobId, JobStatus, JobStore, NewJob, NodeId, Outcome, Owner, StoreEvent, Timestamp};
 use gostint_store_contract::cross::Listening;
 use gostint_store_postgres::vault::{connect_with_vault_creds, VaultDbSettings};
+use gostint_vault::VaultConfig;
 use reqwest::Method;
 use secrecy::SecretString;
 use serde_json::{json, Value};
@@ -75,6 +76,38 @@ struct Ttls {
     token_max: &'static str,
     lease: &'static str,
     lease_max: &'static str,
+}
+
+/// The credentials' Vault calls go through the server's one Vault client, so
+/// `VAULT_CLIENT_TIMEOUT` (here 1 s) bounds them: a Vault that accepts the connection and
+/// never answers fails the connect within the timeout, with a message that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_vault_fails_the_connect_within_the_client_timeout() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accepts and holds every connection, never answering.
+    let holder = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    let mut vault = VaultConfig::new(format!("http://{addr}"));
+    vault.timeout = Duration::from_secs(1);
+    let settings = VaultDbSettings::new(vault, "role", SecretString::from("secret-id-value"));
+    let started = Instant::now();
+    let error = connect_with_vault_creds("postgres://127.0.0.1:1/none", settings, 1)
+        .await
+        .map(|_| ())
+        .expect_err("a silent vault cannot give credentials");
+    let took = started.elapsed();
+    let text = format!("{error:?} {error}");
+    assert!(took < Duration::from_secs(5), "took {took:?}: {text}");
+    assert!(took >= Duration::from_millis(900), "took {took:?}: {text}");
+    let source = std::error::Error::source(&error).map(ToString::to_string).unwrap_or_default();
+    assert!(source.contains("no answer from vault within 1s"), "{source}");
+    assert!(!text.contains("secret-id-value"), "{text}");
+    holder.abort();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -163,7 +196,7 @@ async fn rotation_scenario(ttls: Ttls, run_for: Duration, min_rotations: u64) {
         .unwrap()
         .to_string();
 
-    let mut settings = VaultDbSettings::new(&bao.addr, role_id, SecretString::from(secret_id));
+    let mut settings = VaultDbSettings::new(VaultConfig::new(&bao.addr), role_id, SecretString::from(secret_id));
     settings.mount = mount.clone();
     let url = format!("postgres://{host}:{port}/{}", db.name);
     let store = Arc::new(connect_with_vault_creds(&url, settings, 3).await.expect("connect with vault credentials"));

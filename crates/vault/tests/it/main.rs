@@ -2,6 +2,7 @@
 //! `GOSTINT_TEST_REQUIRE` names `vault`), `fake` and `tls` against in-process fake servers
 //! (always run).
 
+mod bao_tls;
 mod fake;
 mod live;
 mod support;
