@@ -162,7 +162,11 @@ async fn a_wrapping_token_that_lapses_in_the_queue_is_not_reported_as_an_interce
     let spent_view = app.wait(&token, &spent).await;
     assert_eq!(spent_view["status"], "notauthorised", "{spent_view}");
     assert!(spent_view["output"].as_str().unwrap_or_default().contains("INTERCEPTION ALERT"), "{spent_view}");
-    assert_eq!(alerts_of(&app.metrics().await, "unwrap"), before + 1, "one alert: the spent token's, not the lapsed one's");
+    assert_eq!(
+        alerts_of(&app.metrics().await, "unwrap"),
+        before + 1,
+        "one alert: the spent token's, not the lapsed one's"
+    );
     app.stop().await;
 }
 
