@@ -71,13 +71,15 @@ impl Api {
         Ok(Self { http, url: url.to_string(), token: ctx.token.clone(), req: ctx.req.clone(), codes: Codes::default() })
     }
 
-    /// A fresh response-wrapped secret id for the job AppRole (errors instead of panics).
+    /// A fresh response-wrapped secret id for the job AppRole (errors instead of panics),
+    /// wrapped for 1 h: under load a job may wait in its queue longer than 10 minutes, and an
+    /// expired wrapping token ends it `notauthorised` (`load-2000` saw 6 of 2,000 so).
     pub async fn wrapped_secret_id(&self) -> anyhow::Result<String> {
         let s = &self.req.svc;
         let w = self
             .req
             .vault
-            .wrapped_secret_id(&s.root_token, &s.role_name, "10m")
+            .wrapped_secret_id(&s.root_token, &s.role_name, "1h")
             .await
             .map_err(|e| anyhow::anyhow!("wrapped secret id: {e}"))?;
         Ok(w.expose_secret().to_string())

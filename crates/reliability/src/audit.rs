@@ -77,7 +77,8 @@ pub async fn audit(api: &Api, accepted: &[Accepted], starts: Option<&Starts>, li
         if pending.is_empty() || t0.elapsed() > limit {
             break;
         }
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // Fewer polls while many jobs are pending (each round GETs every pending job).
+        tokio::time::sleep(Duration::from_millis(300 + 10 * pending.len() as u64)).await;
     }
     let mut a = Audit { accepted: accepted.len(), lost: gone, stuck: pending, ..Audit::default() };
     for (id, v) in views {

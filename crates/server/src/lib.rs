@@ -446,7 +446,12 @@ impl Housekeeping {
                 stderr,
                 return_code: c.exit_code,
             };
-            match self.store.finish(&id, dead, outcome, Timestamp::now()).await {
+            // The end time stays the one the job got when it was marked `unknown`: the queue
+            // was freed then, and the next job of the queue may already have been claimed, so
+            // a later end would make the two overlap in the record (issue 16: found by the
+            // reliability suite's `sigkill-sqlite` FIFO check).
+            let ended = if job.ended.is_zero() { Timestamp::now() } else { job.ended };
+            match self.store.finish(&id, dead, outcome, ended).await {
                 Ok(true) => {
                     info!(job_id = %id, return_code = c.exit_code, "recovered the outcome of a dead node's job")
                 }

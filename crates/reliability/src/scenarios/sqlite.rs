@@ -55,14 +55,15 @@ fn sigkill_sqlite(ctx: &Ctx) -> BoxFuture<'_, anyhow::Result<Figures>> {
         let mut f = Figures::new("sigkill-sqlite");
         let mut rig = Rig::sqlite(ctx, &[]).await?;
         let qs = queues("kill", 4);
-        // The first job of queues 0 and 1 outlives the restart (→ `unknown`); of queues 2
-        // and 3 it may exit while the node is down (→ its recovered outcome). The rest are
-        // queued behind them.
+        // The first job of queues 0 and 1 outlives the restart (→ `unknown`); the first of
+        // queues 2 and 3 exits while the node is down (→ its outcome recovered from the
+        // exited container). The rest are queued behind them. Posted one at a time, so job
+        // `i` is the `i`-th accepted.
         let image = ctx.svc.image.clone();
-        let sub = submit(&rig.api, 20, &qs, 4, move |q, i| {
+        let sub = submit(&rig.api, 20, &qs, 1, move |q, i| {
             let script = match i {
-                0 | 1 => "echo begun; sleep 30",
-                2 | 3 => "echo begun; sleep 1.5",
+                0 | 1 => "echo begun; sleep 60",
+                2 | 3 => "echo begun; sleep 3",
                 _ => "echo queued-job; sleep 1",
             };
             sh_job(&image, q, script)
@@ -72,16 +73,34 @@ fn sigkill_sqlite(ctx: &Ctx) -> BoxFuture<'_, anyhow::Result<Figures>> {
             sub.refused.is_empty(),
             format!("{} submissions refused: {:?}", sub.refused.len(), sub.refused.first()),
         );
+        anyhow::ensure!(sub.accepted.len() == 20, "only {} of 20 jobs accepted", sub.accepted.len());
         // Wait until the first job of each queue runs and has streamed its first line.
-        let first: Vec<Accepted> =
-            qs.iter().filter_map(|q| sub.accepted.iter().find(|a| &a.qname == q).cloned()).collect();
+        let first: Vec<Accepted> = sub.accepted[..4].to_vec();
+        let mut cids = Vec::new();
         for a in &first {
-            rig.api
+            let j = rig
+                .api
                 .wait_until(&a.id, Duration::from_secs(90), |j| j["status"] == "running" && j["output"] == "begun\n")
                 .await?;
+            cids.push(j["container_id"].as_str().unwrap_or_default().to_string());
         }
         rig.node.kill9().await?;
         let killed = Instant::now();
+        // The short ones' containers exit while no node runs.
+        for cid in &cids[2..] {
+            let t = Instant::now();
+            loop {
+                let out = tokio::process::Command::new("docker")
+                    .args(["inspect", "-f", "{{.State.Running}}", cid])
+                    .output()
+                    .await?;
+                if String::from_utf8_lossy(&out.stdout).trim() == "false" {
+                    break;
+                }
+                anyhow::ensure!(t.elapsed() < Duration::from_secs(30), "container {cid} never exited");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+        }
         rig.restart().await?;
         f.note("restart_s", format!("{:.1}", killed.elapsed().as_secs_f64()));
         // Recovered: every job that ran at the kill has a final status.
@@ -104,12 +123,16 @@ fn sigkill_sqlite(ctx: &Ctx) -> BoxFuture<'_, anyhow::Result<Figures>> {
                     st == "success" && j["return_code"] == 0,
                     format!("a recovered job exited 0 but ended {}", short(j)),
                 );
-            } else if !(i >= 2 && st == "success" && out == "begun\n") {
-                // (A short first job may end by itself before the kill.)
+            } else {
                 f.failures.push(format!("a job running at the kill ended neither unknown nor recovered: {}", short(j)));
             }
             if i < 2 {
                 f.check(st == "unknown", format!("a job still running at the restart ended {st}, not unknown"));
+            } else {
+                f.check(
+                    out.contains(RECOVERED),
+                    format!("a job whose container exited while the node was down: {}", short(j)),
+                );
             }
         }
         f.note("unknown", unknown);
