@@ -132,8 +132,9 @@ pub mod env {
     /// The browser talks to Vault at `VAULT_EXTERNAL_ADDR` directly, so Vault's CORS must allow
     /// gostint's origin (README, "Web UI").
     pub const UI: &str = "GOSTINT_UI";
-    /// How long a client may take to send a request's headers (also how long an idle
-    /// keep-alive connection waits for its next request) before the connection is closed.
+    /// How long a client may take to send a request's headers, a client that sends nothing
+    /// at all included (also how long an idle keep-alive connection waits for its next
+    /// request, and the TLS handshake limit) before the connection is closed.
     /// Default `10s`; at least `1s`.
     pub const HEADER_TIMEOUT: &str = "GOSTINT_HEADER_TIMEOUT";
     /// Requests served at once; beyond it a request is answered 503 at once (never queued
@@ -405,7 +406,8 @@ pub struct Settings {
     pub max_streams_per_caller: usize,
     /// Serve the web UI at `/` (`GOSTINT_UI`).
     pub ui: bool,
-    /// `GOSTINT_HEADER_TIMEOUT`: request-header read and keep-alive idle limit.
+    /// `GOSTINT_HEADER_TIMEOUT`: how long a new connection may stay silent or take over its
+    /// request headers (also the TLS handshake), and how long an idle keep-alive connection is kept.
     pub header_timeout: Duration,
     /// `GOSTINT_MAX_REQUESTS`: requests served at once (503 beyond).
     pub max_requests: usize,
