@@ -1,16 +1,20 @@
-//! Port decorators that count the Vault and Docker calls of this node in
+//! Port decorators that count the Vault, Docker and job-store calls of this node in
 //! `gostint_port_call_seconds{port}` and their failures in `gostint_port_errors_total{port}`.
 //! A token Vault refuses is the caller's fault, not Vault's: it is timed, not counted as an
-//! error. Docker's `wait` lasts as long as the job: it is counted, not timed.
+//! error; so is a tenant's queue quota refused by the store. Docker's `wait`, its log follow
+//! and the store's event listener last as long as a job or the node: counted, not timed.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use std::collections::HashMap;
+
 use gostint_core::{
-    ContainerLogs, ContainerRuntime, ContainerSpec, EngineInfo, ImageRef, JobVault, LogChunk, PullPolicy, RuntimeError,
-    SecretData, TokenInfo, VaultError, VaultErrorKind, WrapInfo,
+    ContainerLogs, ContainerRuntime, ContainerSpec, DeleteOutcome, EngineInfo, EventSink, ImageRef, JobId, JobRecord,
+    JobStatus, JobStore, JobVault, KillOutcome, LogChunk, NewJob, NodeId, Outcome, PullPolicy, RuntimeError,
+    SecretData, StoreError, TenantLoad, Timestamp, TokenInfo, VaultError, VaultErrorKind, Visibility, WrapInfo,
 };
 use gostint_metrics::Metrics;
 use serde_json::{Map, Value};
@@ -155,5 +159,129 @@ impl ContainerRuntime for MeteredRuntime {
     }
     async fn remove_image(&self, image: &str) -> Result<bool, RuntimeError> {
         timed(&self.metrics, "docker", true, any, self.inner.remove_image(image)).await
+    }
+}
+
+/// [`JobStore`] with metrics.
+pub(crate) struct MeteredStore {
+    pub(crate) inner: Arc<dyn JobStore>,
+    pub(crate) metrics: Metrics,
+}
+
+fn store_fault(e: &StoreError) -> bool {
+    !matches!(e, StoreError::QueueQuota { .. })
+}
+
+const S: &str = "store";
+
+#[async_trait]
+impl JobStore for MeteredStore {
+    async fn enqueue(&self, job: NewJob) -> Result<(), StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.enqueue(job)).await
+    }
+    async fn claim(&self, node: &NodeId, max: usize, now: Timestamp) -> Result<Vec<JobRecord>, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.claim(node, max, now)).await
+    }
+    async fn get(&self, id: &JobId) -> Result<Option<JobRecord>, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.get(id)).await
+    }
+    async fn set_container(&self, id: &JobId, image: &str, container_id: &str) -> Result<(), StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.set_container(id, image, container_id)).await
+    }
+    async fn clear_wrap_secret_id(&self, id: &JobId) -> Result<(), StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.clear_wrap_secret_id(id)).await
+    }
+    async fn finish(&self, id: &JobId, node: &NodeId, outcome: Outcome, ended: Timestamp) -> Result<bool, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.finish(id, node, outcome, ended)).await
+    }
+    async fn request_kill(
+        &self,
+        id: &JobId,
+        who: Visibility<'_>,
+        now: Timestamp,
+    ) -> Result<Option<KillOutcome>, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.request_kill(id, who, now)).await
+    }
+    async fn mark_stopping(&self, id: &JobId) -> Result<bool, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.mark_stopping(id)).await
+    }
+    async fn kills_pending(&self, node: &NodeId) -> Result<Vec<JobRecord>, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.kills_pending(node)).await
+    }
+    async fn delete(&self, id: &JobId, who: Visibility<'_>) -> Result<DeleteOutcome, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.delete(id, who)).await
+    }
+    async fn list(&self, who: Visibility<'_>, skip: u64, limit: u64) -> Result<(Vec<JobRecord>, u64), StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.list(who, skip, limit)).await
+    }
+    async fn count_by_status(&self) -> Result<HashMap<JobStatus, u64>, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.count_by_status()).await
+    }
+    async fn count_active_on(&self, node: &NodeId) -> Result<u64, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.count_active_on(node)).await
+    }
+    async fn purge_ended_before(&self, cutoff: Timestamp) -> Result<u64, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.purge_ended_before(cutoff)).await
+    }
+    async fn heartbeat(&self, node: &NodeId, now: Timestamp) -> Result<(), StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.heartbeat(node, now)).await
+    }
+    async fn deregister(&self, node: &NodeId) -> Result<(), StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.deregister(node)).await
+    }
+    async fn mark_node_lost(&self, node: &NodeId, now: Timestamp) -> Result<u64, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.mark_node_lost(node, now)).await
+    }
+    async fn reap_stale_nodes(
+        &self,
+        cutoff: Timestamp,
+        now: Timestamp,
+        except: &NodeId,
+    ) -> Result<Vec<NodeId>, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.reap_stale_nodes(cutoff, now, except)).await
+    }
+    async fn orphan_owners(&self, except: &NodeId) -> Result<Vec<NodeId>, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.orphan_owners(except)).await
+    }
+    async fn listen(&self, sink: EventSink) -> Result<(), StoreError> {
+        // Lasts as long as the node: counted, not timed.
+        timed(&self.metrics, S, false, store_fault, self.inner.listen(sink)).await
+    }
+    fn set_tenant_max_running(&self, max: usize) {
+        self.inner.set_tenant_max_running(max)
+    }
+    fn set_tenant_max_queued(&self, max: u64) {
+        self.inner.set_tenant_max_queued(max)
+    }
+    async fn count_by_tenant(&self) -> Result<HashMap<String, TenantLoad>, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.count_by_tenant()).await
+    }
+    async fn count_queued(&self, tenant: &str) -> Result<u64, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.count_queued(tenant)).await
+    }
+    async fn append_output(
+        &self,
+        id: &JobId,
+        node: &NodeId,
+        stdout: &str,
+        stderr: &str,
+        replace: bool,
+    ) -> Result<bool, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.append_output(id, node, stdout, stderr, replace)).await
+    }
+    async fn active_ids_on(&self, node: &NodeId) -> Result<Vec<JobId>, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.active_ids_on(node)).await
+    }
+    async fn record_image_pull(&self, engine: &str, image: &str, now: Timestamp) -> Result<(), StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.record_image_pull(engine, image, now)).await
+    }
+    async fn touch_image(&self, engine: &str, image: &str, now: Timestamp) -> Result<(), StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.touch_image(engine, image, now)).await
+    }
+    async fn images_unused_since(&self, engine: &str, cutoff: Timestamp) -> Result<Vec<String>, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.images_unused_since(engine, cutoff)).await
+    }
+    async fn forget_image(&self, engine: &str, image: &str, cutoff: Timestamp) -> Result<bool, StoreError> {
+        timed(&self.metrics, S, true, store_fault, self.inner.forget_image(engine, image, cutoff)).await
     }
 }

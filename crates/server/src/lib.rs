@@ -203,10 +203,11 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
     let previous_run = state_dir.swap_node_id(&node)?;
     let state = Arc::new(NodeState::default());
     let metrics = gostint_metrics::Metrics::new();
-    // Every Vault and Docker call of this node is timed and its failures counted.
+    // Every Vault, Docker and store call of this node is timed and its failures counted.
     let runtime: Arc<dyn ContainerRuntime> =
         Arc::new(instrument::MeteredRuntime { inner: runtime, metrics: metrics.clone() });
     let vault: Arc<dyn JobVault> = Arc::new(instrument::MeteredVault { inner: vault, metrics: metrics.clone() });
+    let store: Arc<dyn JobStore> = Arc::new(instrument::MeteredStore { inner: store, metrics: metrics.clone() });
     let files = match &settings.job_files_dir {
         None => JobFiles::copy(),
         Some(base) => JobFiles::bind_in(base).with_context(|| {

@@ -106,6 +106,16 @@ async fn routes_answer_the_contract() {
     assert!(text.contains(r#"path="/v1/api/job/{jobID}""#), "{text}");
     assert!(text.contains(r#"service="gostint""#), "{text}");
     assert!(!text.contains(missing), "raw path leaked into metric labels");
+    // Calls to the ports are timed: the store (this very scrape counts jobs) and Vault (lookups).
+    for port in ["store", "vault"] {
+        let line = format!(r#"gostint_port_call_seconds_count{{port="{port}","#);
+        let n: u64 = text
+            .lines()
+            .find(|l| l.starts_with(line.as_str()))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or_else(|| panic!("no {line} in {text}"));
+        assert!(n > 0, "{line} is 0");
+    }
     app.stop().await;
 }
 
