@@ -280,12 +280,23 @@ pub async fn start(settings: &Settings) -> anyhow::Result<Server> {
             cancel.child_token(),
         ));
     }
-    // Wake-ups other nodes cause (PostgreSQL LISTEN/NOTIFY); a no-op for SQLite.
-    let sink_worker = worker.clone();
+    // Wake-ups other nodes cause (PostgreSQL LISTEN/NOTIFY); SQLite keeps the sink for the
+    // deletes it announces in-process. The store keeps the sink, and the worker holds the
+    // store: the sink holds the worker weakly, or the two would keep each other (and the
+    // node's job-file directory, removed when the worker goes) alive for good.
+    let sink_worker = Arc::downgrade(&worker);
     let sink_live = live.clone();
     let sink: gostint_core::EventSink = Arc::new(move |event| match event {
-        gostint_core::StoreEvent::Claimable => sink_worker.wake(),
-        gostint_core::StoreEvent::KillRequested => sink_worker.wake_kills(),
+        gostint_core::StoreEvent::Claimable => {
+            if let Some(w) = sink_worker.upgrade() {
+                w.wake();
+            }
+        }
+        gostint_core::StoreEvent::KillRequested => {
+            if let Some(w) = sink_worker.upgrade() {
+                w.wake_kills();
+            }
+        }
         gostint_core::StoreEvent::JobChanged(id) => sink_live.publish(id),
     });
     let listen_store = store.clone();

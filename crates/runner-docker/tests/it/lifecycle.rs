@@ -10,8 +10,15 @@ use crate::{harness, LABEL, QUICK};
 async fn stop_ends_a_sleeping_container_after_the_grace_period() {
     let Some(h) = harness().await else { return };
     // The job ignores SIGTERM (Docker's init forwards it), so this also exercises the kill.
-    let id = h.rt.create(&h.spec(&["sh", "-c", "trap '' TERM; sleep 300"])).await.unwrap();
+    let id = h.rt.create(&h.spec(&["sh", "-c", "trap '' TERM; echo ready; sleep 300"])).await.unwrap();
     h.rt.start(&id).await.unwrap();
+    // The trap must be set before the stop: on a loaded machine the shell may not have run
+    // its first line yet when `start` returns, and a SIGTERM then ends it at once.
+    let ready = Instant::now();
+    while !h.rt.logs(&id, false, 100).await.unwrap().stdout.starts_with(b"ready") {
+        assert!(ready.elapsed() < Duration::from_secs(30), "the shell never set its trap");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let t = Instant::now();
 
     h.rt.stop(&id, Duration::from_secs(1)).await.unwrap();
